@@ -1,0 +1,83 @@
+/**
+ * Builds the Hono application from its dependencies: request context, authentication, routes grouped by
+ * resource under /v1, health probes, the OpenAPI 3.1 document, and one error renderer.
+ */
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { sql } from 'kysely';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { AppDeps, AppEnv, RouteDeps } from './context.ts';
+import { createCommandRunner } from './domain/command-runner.ts';
+import { ApiError } from './errors.ts';
+import { authenticate } from './middleware/auth.ts';
+import { idempotencyKey } from './middleware/idempotency-key.ts';
+import { requestContext } from './middleware/request-context.ts';
+import { ordersRoutes } from './routes/orders.ts';
+import { productRoutes } from './routes/products.ts';
+import { stockRoutes } from './routes/stock.ts';
+
+const MAX_JSON_BODY = 1024 * 1024;
+
+export function createApp(deps: AppDeps) {
+  const routeDeps: RouteDeps = {
+    ...deps,
+    runCommand: createCommandRunner({ db: deps.db }),
+    validationHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+        throw new ApiError(400, 'validation_failed', `invalid ${result.target}: ${issues.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ')}`, {
+          target: result.target,
+          issues,
+        });
+      }
+    },
+  };
+
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: routeDeps.validationHook });
+  app.use('*', requestContext({ log: deps.log }));
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await sql`SELECT 1`.execute(deps.db);
+      return c.json({ status: 'ready' });
+    } catch {
+      return c.json({ status: 'unavailable', reason: 'database unreachable' }, 503);
+    }
+  });
+
+  app.use('/v1/*', bodyLimit({
+    maxSize: MAX_JSON_BODY,
+    onError: () => {
+      throw new ApiError(413, 'body_too_large', `request body over ${MAX_JSON_BODY} bytes`);
+    },
+  }));
+  app.use('/v1/*', authenticate({ verifyToken: deps.verifyToken }));
+  app.use('/v1/*', idempotencyKey());
+  app.route('/v1', ordersRoutes(routeDeps));
+  app.route('/v1', stockRoutes(routeDeps));
+  app.route('/v1', productRoutes(routeDeps));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'stockwire', version: '0.1.0', description: 'Inventory API: catalog, stock ledger, orders with reservations' },
+  });
+
+  app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.onError((err, c) => {
+    if (err instanceof ApiError) {
+      return c.json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } }, err.status);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      const code = err.status === 400 ? 'malformed_request' : 'request_refused';
+      return c.json({ error: { code, message: err.message || 'the request could not be read' } }, err.status);
+    }
+    (c.get('log') ?? deps.log).error({ err }, 'unhandled error');
+    return c.json({ error: { code: 'internal', message: 'internal error; the request id identifies it in the logs', details: { request_id: c.get('requestId') } } }, 500);
+  });
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

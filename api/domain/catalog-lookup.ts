@@ -1,0 +1,52 @@
+/**
+ * Reads what a command needs to know about products: kind, lot tracking and bundle components. Unknown,
+ * inactive or empty-bundle products are refused here, before any stock row is locked.
+ */
+import { sql } from 'kysely';
+import { Unprocessable } from '../errors.ts';
+import type { CommandTx } from './command-runner.ts';
+import type { CatalogEntry } from './order-allocation.ts';
+
+interface CatalogRow {
+  sku: string;
+  kind: 'simple' | 'bundle';
+  lot_tracked: boolean;
+  active: boolean;
+  component_sku: string | null;
+  component_qty: number | null;
+  component_lot_tracked: boolean | null;
+}
+
+/** Loads `skus` and, for bundles, their components; throws 422 for unknown or inactive products. */
+export async function loadCatalog(trx: CommandTx, skus: readonly string[]): Promise<Map<string, CatalogEntry>> {
+  const { rows } = await sql<CatalogRow>`
+    SELECT p.sku, p.kind, p.lot_tracked, p.active,
+           bc.component_sku, bc.qty AS component_qty, c.lot_tracked AS component_lot_tracked
+      FROM products p
+      LEFT JOIN bundle_components bc ON bc.bundle_sku = p.sku
+      LEFT JOIN products c ON c.sku = bc.component_sku
+     WHERE p.sku = ANY(${[...new Set(skus)]}::text[])`.execute(trx);
+
+  const catalog = new Map<string, CatalogEntry>();
+  const inactive = new Set<string>();
+  for (const row of rows) {
+    if (!row.active) inactive.add(row.sku);
+    let entry = catalog.get(row.sku);
+    if (!entry) {
+      entry = { sku: row.sku, kind: row.kind, lotTracked: row.lot_tracked, ...(row.kind === 'bundle' ? { components: [] } : {}) };
+      catalog.set(row.sku, entry);
+    }
+    if (row.component_sku && row.component_qty) {
+      entry.components!.push({ sku: row.component_sku, qty: row.component_qty });
+      if (!catalog.has(row.component_sku)) {
+        catalog.set(row.component_sku, { sku: row.component_sku, kind: 'simple', lotTracked: row.component_lot_tracked ?? false });
+      }
+    }
+  }
+  const unknown = skus.filter((s) => !catalog.has(s));
+  if (unknown.length) throw new Unprocessable('unknown_sku', `no such product: ${unknown.join(', ')}`, { skus: unknown });
+  if (inactive.size) throw new Unprocessable('product_inactive', `product no longer sold: ${[...inactive].join(', ')}`, { skus: [...inactive] });
+  const empty = [...catalog.values()].filter((e) => e.kind === 'bundle' && e.components!.length === 0).map((e) => e.sku);
+  if (empty.length) throw new Unprocessable('bundle_empty', `bundle has no components: ${empty.join(', ')}`, { skus: empty });
+  return catalog;
+}

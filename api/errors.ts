@@ -1,0 +1,92 @@
+/**
+ * The API's error vocabulary. Every failure a caller can cause is an ApiError with an HTTP status, a
+ * machine-readable code and a message saying what to do; app.onError renders it as
+ * { error: { code, message, details } }. Driver errors are translated once, here.
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 503,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class NotFound extends ApiError {
+  constructor(entity: string, id: string) {
+    super(404, 'not_found', `${entity} ${id} does not exist`, { entity, id });
+  }
+}
+
+export interface ShortLine {
+  sku: string;
+  location: string;
+  requested: number;
+  available: number;
+  /** the order lines' skus (a bundle or the product itself) that needed this component */
+  line_skus: string[];
+}
+
+export class InsufficientStock extends ApiError {
+  constructor(readonly lines: ShortLine[]) {
+    super(409, 'insufficient_stock', `not enough sellable stock for ${lines.map((l) => l.sku).join(', ')}`, { lines });
+  }
+}
+
+export class VersionConflict extends ApiError {
+  constructor(current: unknown) {
+    super(409, 'version_conflict', 'the row changed since you read it; re-read it and retry with its current version', {
+      current,
+    });
+  }
+}
+
+export class InvalidTransition extends ApiError {
+  constructor(orderId: string, from: string, to: string) {
+    super(409, 'invalid_transition', `order ${orderId} is ${from}; it cannot become ${to}`, { order_id: orderId, status: from, requested: to });
+  }
+}
+
+export class Unprocessable extends ApiError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(422, code, message, details);
+  }
+}
+
+interface PgError {
+  code?: string;
+  constraint?: string;
+  detail?: string;
+  message: string;
+}
+
+function isPgError(err: unknown): err is PgError {
+  return typeof err === 'object' && err !== null && typeof (err as PgError).code === 'string' && (err as PgError).code!.length === 5;
+}
+
+/** Maps a Postgres error caused by the request's content to an ApiError; undefined for server faults. */
+export function translateDbError(err: unknown): ApiError | undefined {
+  if (!isPgError(err)) return undefined;
+  switch (err.code) {
+    case '23514': // check_violation: the schema's last line of defence against negative or over-reserved stock
+      return new ApiError(409, 'stock_constraint', `the change would break a stock rule (${err.constraint ?? 'check'})`, {
+        constraint: err.constraint,
+      });
+    case '23505':
+      return new ApiError(409, 'already_exists', 'a row with the same key already exists', { constraint: err.constraint });
+    case '23503':
+      return new ApiError(422, 'unknown_reference', 'the request refers to something that does not exist', {
+        constraint: err.constraint,
+      });
+    case '22P02':
+    case '22003':
+    case '22007':
+    case '22008':
+      return new ApiError(400, 'validation_failed', 'a value is out of range or malformed', { reason: err.message });
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Helpers every route module uses: a route definition that names its permission (checked by middleware
+ * and published in the OpenAPI document as x-stockwire-action), and the glue from a request to the
+ * command runner and back to a response.
+ */
+import { createRoute, type RouteConfig } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import type { Action } from '../auth/permissions.ts';
+import type { AppEnv } from '../context.ts';
+import { hashRequest, type CommandMeta, type CommandResult } from '../domain/command-runner.ts';
+import { authorize } from '../middleware/auth.ts';
+import { errorResponses } from './schemas.ts';
+
+/** A route guarded by `action`; its OpenAPI operation lists the action and the standard error responses. */
+export function protectedRoute<R extends Omit<RouteConfig, 'middleware' | 'security'>>(action: Action, config: R) {
+  return createRoute({
+    ...config,
+    middleware: [authorize(action)] as const,
+    security: [{ bearerAuth: [] }],
+    'x-stockwire-action': action,
+    responses: { ...errorResponses, ...config.responses },
+  } as R & { middleware: [ReturnType<typeof authorize>]; security: [{ bearerAuth: [] }] });
+}
+
+/** What the command runner needs to know about this request. */
+export function commandMeta(c: Context<AppEnv>, body: unknown): CommandMeta {
+  const key = c.get('idempotencyKey');
+  return {
+    actor: c.get('principal').subject,
+    requestId: c.get('requestId'),
+    ip: clientIp(c),
+    idempotency: key ? { key, requestHash: hashRequest(c.req.method, c.req.path, body) } : undefined,
+  };
+}
+
+/** Marks replayed answers so callers can tell a retry from a first execution. */
+export function replayHeader(c: Context<AppEnv>, result: CommandResult<unknown>): void {
+  if (result.replayed) c.header('Idempotent-Replayed', 'true');
+}
+
+function clientIp(c: Context<AppEnv>): string | null {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? null;
+}

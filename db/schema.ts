@@ -1,0 +1,156 @@
+/**
+ * Kysely table types for the core schema (db/migrations/0001_core.up.sql).
+ * Kept by hand next to the migrations: a migration that changes a table changes its interface here.
+ */
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** bigint columns arrive as strings from pg; we write numbers. */
+type BigIntColumn = ColumnType<string, number | string | undefined, number | string>;
+
+export type Category = 'sheets' | 'linens' | 'beauty' | 'bundle';
+export type ProductKind = 'simple' | 'bundle';
+export type OrderStatus = 'reserved' | 'confirmed' | 'cancelled' | 'payment_failed' | 'expired';
+export type MovementReason =
+  | 'receipt' | 'reservation' | 'release' | 'confirm' | 'adjustment'
+  | 'count' | 'transfer_in' | 'transfer_out' | 'import';
+
+export interface LocationsTable {
+  code: string;
+  name: string;
+  created_at: Timestamp;
+}
+
+export interface ProductsTable {
+  sku: string;
+  name: string;
+  category: Category;
+  kind: ProductKind;
+  lot_tracked: boolean;
+  reorder_point: number;
+  reorder_qty: number;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  version: BigIntColumn;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface BundleComponentsTable {
+  bundle_sku: string;
+  component_sku: string;
+  qty: number;
+}
+
+export interface StockLevelsTable {
+  sku: string;
+  location: string;
+  on_hand: ColumnType<number, number | undefined, number>;
+  reserved: ColumnType<number, number | undefined, number>;
+  version: BigIntColumn;
+  updated_at: Timestamp;
+}
+
+export interface LotsTable {
+  id: Generated<string>;
+  sku: string;
+  location: string;
+  lot_code: string;
+  expires_on: ColumnType<string, string, string>;
+  on_hand: ColumnType<number, number | undefined, number>;
+  reserved: ColumnType<number, number | undefined, number>;
+  version: BigIntColumn;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface OrdersTable {
+  id: string;
+  external_ref: string | null;
+  status: OrderStatus;
+  location: string;
+  expires_at: Timestamp;
+  customer_contact: string | null;
+  created_by: string;
+  version: BigIntColumn;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface OrderLinesTable {
+  order_id: string;
+  line_no: number;
+  sku: string;
+  qty: number;
+}
+
+export interface ReservationsTable {
+  id: Generated<string>;
+  order_id: string;
+  line_no: number;
+  sku: string;
+  location: string;
+  lot_id: string | null;
+  qty: number;
+}
+
+export interface StockMovementsTable {
+  id: Generated<string>;
+  sku: string;
+  location: string;
+  lot_id: string | null;
+  delta_on_hand: number;
+  delta_reserved: number;
+  reason: MovementReason;
+  order_id: string | null;
+  ref: string | null;
+  cause: string | null;
+  actor: string;
+  note: string | null;
+  request_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface IdempotencyKeysTable {
+  actor: string;
+  key: string;
+  request_hash: string;
+  status_code: number;
+  response: unknown;
+  created_at: Timestamp;
+}
+
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  entity: string;
+  entity_id: string;
+  request_id: string | null;
+  ip: string | null;
+  before: unknown;
+  after: unknown;
+  chain_seq: string | null;
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+export interface Database {
+  locations: LocationsTable;
+  products: ProductsTable;
+  bundle_components: BundleComponentsTable;
+  stock_levels: StockLevelsTable;
+  lots: LotsTable;
+  orders: OrdersTable;
+  order_lines: OrderLinesTable;
+  reservations: ReservationsTable;
+  stock_movements: StockMovementsTable;
+  idempotency_keys: IdempotencyKeysTable;
+  audit_log: AuditLogTable;
+}
+
+export type Product = Selectable<ProductsTable>;
+export type StockLevel = Selectable<StockLevelsTable>;
+export type Lot = Selectable<LotsTable>;
+export type Order = Selectable<OrdersTable>;
+export type NewMovement = Insertable<StockMovementsTable>;

@@ -1,0 +1,25 @@
+/**
+ * npm run migrate (up, idempotent) / npm run migrate:down [-- --steps N]. Uses DATABASE_URL, or starts
+ * the embedded cluster for the duration of the command.
+ */
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { openDatabase } from '../db/connection.ts';
+import { migrateDown, migrateUp } from '../db/migrator.ts';
+import { resolveDatabase } from './database.ts';
+import { dataDirFromEnv } from './dev-secrets.ts';
+
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { steps: { type: 'string' } } });
+const direction = positionals[0] ?? 'up';
+const log = pino({ base: { service: 'migrate' } });
+const database = await resolveDatabase({ dataDir: dataDirFromEnv() });
+const { pool, close } = openDatabase({ url: database.url, max: 2 });
+try {
+  const result = direction === 'down'
+    ? await migrateDown({ pool, steps: Number(values.steps ?? 1), log })
+    : await migrateUp({ pool, log });
+  log.info(result, result.applied.length || result.reverted.length ? 'migrations done' : 'schema already up to date');
+} finally {
+  await close();
+  await database.stop();
+}

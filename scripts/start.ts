@@ -1,0 +1,122 @@
+/**
+ * npm start: the embedded default in one command. Resolves the database (DATABASE_URL, or a private
+ * Postgres with wal_level=logical under .data/), migrates, seeds the demo catalog, then runs each
+ * service as its own child process, restarting one that dies (with backoff). Prints the URL and a demo
+ * admin token. Ctrl-C (or SIGTERM) stops the children, then the database, and exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { z } from 'zod';
+import { issueToken } from '../api/auth/tokens.ts';
+import { createCommandRunner } from '../api/domain/command-runner.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrateUp } from '../db/migrator.ts';
+import { resolveDatabase } from './database.ts';
+import { seedDemoCatalog } from './demo-catalog.ts';
+import { dataDirFromEnv, loadDevSecrets } from './dev-secrets.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const launcherConfig = z.object({
+  PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  HOST: z.string().default('127.0.0.1'),
+  SEED_DEMO: z.enum(['true', 'false']).default('true').describe('load the demo catalog on start'),
+  NODE_ENV: z.string().default('development'),
+});
+
+interface Service {
+  name: string;
+  entry: string;
+  child?: ChildProcess;
+  restarts: number;
+}
+
+const log = pino({ base: { service: 'launcher' } });
+const parsed = launcherConfig.safeParse(process.env);
+if (!parsed.success) {
+  process.stderr.write(`stockwire: invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n`);
+  process.exit(2);
+}
+const config = parsed.data;
+const dataDir = dataDirFromEnv();
+const secrets = await loadDevSecrets(dataDir);
+if (config.NODE_ENV === 'production' && (!process.env.JWT_SECRET || !process.env.PII_KEYS)) {
+  process.stderr.write('stockwire: NODE_ENV=production needs JWT_SECRET and PII_KEYS from the environment\n');
+  process.exit(2);
+}
+
+const database = await resolveDatabase({ dataDir });
+log.info({ embedded: database.embedded }, database.embedded ? `embedded Postgres running (data in ${path.join(dataDir, 'pg')})` : 'using DATABASE_URL');
+
+const { db, pool, close } = openDatabase({ url: database.url, max: 4, applicationName: 'stockwire-launcher' });
+await migrateUp({ pool, log });
+if (config.SEED_DEMO === 'true') log.info(await seedDemoCatalog({ db, runCommand: createCommandRunner({ db }) }), 'demo catalog ready');
+await close();
+
+const childEnv = {
+  ...process.env,
+  DATABASE_URL: database.url,
+  JWT_SECRET: process.env.JWT_SECRET ?? secrets.JWT_SECRET,
+  PII_KEYS: process.env.PII_KEYS ?? secrets.PII_KEYS,
+  PORT: String(config.PORT),
+  HOST: config.HOST,
+};
+
+const services: Service[] = [{ name: 'api', entry: 'api/server.ts', restarts: 0 }];
+let stopping = false;
+
+function startService(service: Service) {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, service.entry)], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
+  service.child = child;
+  child.on('exit', (code, signal) => {
+    service.child = undefined;
+    if (stopping) return;
+    service.restarts += 1;
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(service.restarts, 6));
+    log.error({ service: service.name, code, signal, restartInMs: delay }, 'service exited; restarting');
+    setTimeout(() => !stopping && startService(service), delay);
+  });
+}
+
+async function waitReady(url: string, deadlineMs: number) {
+  const deadline = Date.now() + deadlineMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return true;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+async function stopAll(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'stopping stockwire');
+  await Promise.all(services.map((s) => new Promise<void>((resolve) => {
+    if (!s.child) return resolve();
+    const timer = setTimeout(() => s.child?.kill('SIGKILL'), 10_000);
+    s.child.once('exit', () => { clearTimeout(timer); resolve(); });
+    s.child.kill('SIGTERM');
+  })));
+  await database.stop();
+  log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGINT', () => void stopAll('SIGINT'));
+process.on('SIGTERM', () => void stopAll('SIGTERM'));
+
+for (const service of services) startService(service);
+const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+if (await waitReady(`${base}/readyz`, 30_000)) {
+  const token = await issueToken(
+    { secret: childEnv.JWT_SECRET, issuer: process.env.JWT_ISSUER ?? 'stockwire', audience: process.env.JWT_AUDIENCE ?? 'stockwire-api' },
+    { subject: 'demo-admin', roles: ['admin'] },
+  );
+  process.stdout.write(`\nstockwire is running: ${base}  (OpenAPI: ${base}/openapi.json)\n`);
+  process.stdout.write(`demo admin token (12 h):\n${token}\n\ntry: curl -H "Authorization: Bearer $TOKEN" ${base}/v1/stock\nCtrl-C stops everything.\n\n`);
+} else {
+  log.error('the api did not become ready within 30 s; see its log lines above');
+}
