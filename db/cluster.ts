@@ -25,6 +25,8 @@ export async function startEmbeddedCluster(props: {
   port: number;
   password: string;
   onLog?: (line: string) => void;
+  /** logical unless a test needs a server the CDC pipeline must refuse */
+  walLevel?: 'logical' | 'replica';
 }): Promise<EmbeddedCluster> {
   await mkdir(path.dirname(props.dataDir), { recursive: true });
   const recent: string[] = [];
@@ -42,7 +44,7 @@ export async function startEmbeddedCluster(props: {
     createPostgresUser: true, // postgres refuses to run as root; the package runs it as user "postgres"
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'wal_level=logical',
+      '-c', `wal_level=${props.walLevel ?? 'logical'}`,
       '-c', 'max_replication_slots=10',
       '-c', 'max_wal_senders=10',
       '-c', 'max_connections=200',

@@ -47,7 +47,13 @@ if (config.NODE_ENV === 'production' && (!process.env.JWT_SECRET || !process.env
   process.exit(2);
 }
 
-const database = await resolveDatabase({ dataDir });
+let database: Awaited<ReturnType<typeof resolveDatabase>>;
+try {
+  database = await resolveDatabase({ dataDir });
+} catch (err) {
+  process.stderr.write(`stockwire: ${(err as Error).message}\n`);
+  process.exit(1);
+}
 log.info({ embedded: database.embedded }, database.embedded ? `embedded Postgres running (data in ${path.join(dataDir, 'pg')})` : 'using DATABASE_URL');
 
 const { db, pool, close } = openDatabase({ url: database.url, max: 4, applicationName: 'stockwire-launcher' });

@@ -1,0 +1,94 @@
+/**
+ * `npm start` as a user runs it: a private Postgres under a fresh DATA_DIR, migrations, the demo catalog,
+ * the API on PORT, a printed URL and admin token that work, and a clean stop on Ctrl-C (SIGINT).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startEmbeddedCluster } from '../db/cluster.ts';
+import { freePort } from './free-port.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const started: ChildProcess[] = [];
+const dirs: string[] = [];
+
+afterAll(async () => {
+  for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stockwire-start-'));
+  await chmod(dir, 0o755);
+  dirs.push(dir);
+  return dir;
+}
+
+function launch(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 45_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('npm start', () => {
+  it('serves the demo catalog with the printed token and stops cleanly on SIGINT', async () => {
+    const [port, pgPort] = [await freePort(), await freePort()];
+    const run = launch({ DATA_DIR: await tempDir(), PORT: String(port), PG_PORT: String(pgPort), DATABASE_URL: '' });
+    const output = await until('the ready banner', () => (/stockwire is running: (\S+)[\s\S]*?token \(12 h\):\n(\S+)/.exec(run.out()) ?? undefined));
+    const [, url, token] = output;
+    const auth = { authorization: `Bearer ${token}` };
+    const products = await (await fetch(`${url}/v1/products`, { headers: auth })).json();
+    const categories = new Set(products.products.map((p: { category: string }) => p.category));
+    expect(products.products.length).toBeGreaterThanOrEqual(33);
+    expect([...categories].sort()).toEqual(['beauty', 'bundle', 'linens', 'sheets']);
+    const locations = await (await fetch(`${url}/v1/locations`, { headers: auth })).json();
+    expect(locations.locations).toHaveLength(2);
+    const cream = await (await fetch(`${url}/v1/stock/CREAM-HAND-50ML`, { headers: auth })).json();
+    expect(cream.lots.some((l: { expired: boolean }) => l.expired)).toBe(true);
+    expect((await fetch(`${url}/v1/stock`)).status).toBe(401);
+
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(await portOpen(port)).toBe(false);
+    expect(await portOpen(pgPort)).toBe(false);
+  });
+
+  it('refuses a DATABASE_URL whose wal_level is not logical, naming the setting', async () => {
+    const dir = await tempDir();
+    const cluster = await startEmbeddedCluster({ dataDir: path.join(dir, 'replica-pg'), port: await freePort(), password: 'x', walLevel: 'replica' });
+    try {
+      const run = launch({ DATA_DIR: dir, PORT: String(await freePort()), DATABASE_URL: cluster.adminUrl });
+      expect(await run.exited).toBe(1);
+      expect(run.err()).toContain('wal_level=replica');
+      expect(run.err()).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
