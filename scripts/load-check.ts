@@ -1,0 +1,79 @@
+/**
+ * npm run loadcheck [-- --connections 64 --seconds 20]: a quick load check of the reservation path.
+ * Starts a private Postgres in a temporary directory and the API as a separate process (as npm start
+ * does), stocks a BENCH location generously, then drives POST /v1/orders with random SKUs (1–3 lines,
+ * auth on) through autocannon and prints requests/s, latency percentiles and status counts.
+ * A measurement, not a test: it asserts nothing.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { issueToken } from '../api/auth/tokens.ts';
+import { createCommandRunner } from '../api/domain/command-runner.ts';
+import { receiveStock } from '../api/domain/stock-commands.ts';
+import { ensureDatabase, startEmbeddedCluster } from '../db/cluster.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrateUp } from '../db/migrator.ts';
+import { freePort } from '../test/free-port.ts';
+import { DEMO_PRODUCTS, seedDemoCatalog } from './demo-catalog.ts';
+
+const { values } = parseArgs({ options: { connections: { type: 'string', default: '64' }, seconds: { type: 'string', default: '20' }, pool: { type: 'string', default: '20' } } });
+const connections = Number(values.connections);
+const seconds = Number(values.seconds);
+
+const dir = await mkdtemp(path.join(os.tmpdir(), 'stockwire-load-'));
+await chmod(dir, 0o755);
+const cluster = await startEmbeddedCluster({ dataDir: path.join(dir, 'pg'), port: await freePort(), password: 'load' });
+const url = await ensureDatabase(cluster.adminUrl, 'stockwire');
+const { db, pool, close } = openDatabase({ url, max: 4 });
+await migrateUp({ pool });
+const runCommand = createCommandRunner({ db });
+await seedDemoCatalog({ db, runCommand });
+await db.insertInto('locations').values({ code: 'BENCH', name: 'Load check' }).onConflict((oc) => oc.column('code').doNothing()).execute();
+const skus = DEMO_PRODUCTS.filter((p) => p.category !== 'beauty').map((p) => p.sku);
+for (const sku of skus) {
+  await runCommand({ actor: 'loadcheck', requestId: `stock-${sku}` }, (trx) =>
+    receiveStock({ trx, actor: 'loadcheck', requestId: `stock-${sku}`, now: new Date() }, { sku, location: 'BENCH', qty: 1_000_000 }));
+}
+await close();
+
+const secret = 'load-check-secret-load-check-secret!';
+const port = await freePort();
+const api = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+  env: { ...process.env, DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, PORT: String(port), LOG_LEVEL: 'warn', DB_POOL_MAX: values.pool },
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
+const base = `http://127.0.0.1:${port}`;
+for (let i = 0; i < 200; i++) {
+  try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* starting */ }
+  await new Promise((r) => setTimeout(r, 100));
+}
+const token = await issueToken({ secret, issuer: 'stockwire', audience: 'stockwire-api' }, { subject: 'loadcheck', roles: ['order-system'] });
+
+function randomOrder(): string {
+  const n = 1 + Math.floor(Math.random() * 3);
+  const picked = new Set<string>();
+  while (picked.size < n) picked.add(skus[Math.floor(Math.random() * skus.length)]!);
+  return JSON.stringify({ location: 'BENCH', lines: [...picked].map((sku) => ({ sku, qty: 1 + Math.floor(Math.random() * 2) })) });
+}
+
+const result = await autocannon({
+  url: `${base}/v1/orders`,
+  connections,
+  duration: seconds,
+  requests: [{ method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: randomOrder() }) }],
+});
+
+const statuses = { '2xx': result['2xx'], non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
+process.stdout.write(`\nPOST /v1/orders, ${connections} connections, ${seconds} s, API pool ${values.pool}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'})\n`);
+process.stdout.write(`requests/s: mean ${result.requests.average.toFixed(0)}, p50 ${result.requests.p50}\n`);
+process.stdout.write(`latency ms: p50 ${result.latency.p50}, p90 ${result.latency.p90}, p99 ${result.latency.p99}, max ${result.latency.max}\n`);
+process.stdout.write(`responses: ${JSON.stringify(statuses)}\n`);
+
+api.kill('SIGTERM');
+await new Promise((r) => api.once('exit', r));
+await cluster.stop();
+await rm(dir, { recursive: true, force: true });
