@@ -56,6 +56,8 @@ export class Unprocessable extends ApiError {
   }
 }
 
+const STOCK_CONSTRAINTS = new Set(['stock_levels_quantities', 'lots_quantities']);
+
 interface PgError {
   code?: string;
   constraint?: string;
@@ -71,18 +73,21 @@ function isPgError(err: unknown): err is PgError {
 export function translateDbError(err: unknown): ApiError | undefined {
   if (!isPgError(err)) return undefined;
   switch (err.code) {
-    case '23514': // check_violation: the schema's last line of defence against negative or over-reserved stock
-      return new ApiError(409, 'stock_constraint', `the change would break a stock rule (${err.constraint ?? 'check'})`, {
-        constraint: err.constraint,
-      });
+    case '23514': // check_violation
+      if (err.constraint && STOCK_CONSTRAINTS.has(err.constraint)) {
+        // the schema's last line of defence against negative or over-reserved stock
+        return new ApiError(409, 'stock_constraint', `the change would break a stock rule (${err.constraint})`, { constraint: err.constraint });
+      }
+      return new ApiError(422, 'constraint_violation', `a value breaks a rule of the schema (${err.constraint ?? 'check'})`, { constraint: err.constraint });
     case '23505':
       return new ApiError(409, 'already_exists', 'a row with the same key already exists', { constraint: err.constraint });
     case '23503':
       return new ApiError(422, 'unknown_reference', 'the request refers to something that does not exist', {
         constraint: err.constraint,
       });
-    case '22P02':
     case '22003':
+      return new ApiError(422, 'quantity_out_of_range', 'the resulting quantity is beyond what a stock row can hold', { reason: err.message });
+    case '22P02':
     case '22007':
     case '22008':
       return new ApiError(400, 'validation_failed', 'a value is out of range or malformed', { reason: err.message });

@@ -15,13 +15,14 @@ interface CatalogRow {
   component_sku: string | null;
   component_qty: number | null;
   component_lot_tracked: boolean | null;
+  component_active: boolean | null;
 }
 
 /** Loads `skus` and, for bundles, their components; throws 422 for unknown or inactive products. */
 export async function loadCatalog(trx: CommandTx, skus: readonly string[]): Promise<Map<string, CatalogEntry>> {
   const { rows } = await sql<CatalogRow>`
     SELECT p.sku, p.kind, p.lot_tracked, p.active,
-           bc.component_sku, bc.qty AS component_qty, c.lot_tracked AS component_lot_tracked
+           bc.component_sku, bc.qty AS component_qty, c.lot_tracked AS component_lot_tracked, c.active AS component_active
       FROM products p
       LEFT JOIN bundle_components bc ON bc.bundle_sku = p.sku
       LEFT JOIN products c ON c.sku = bc.component_sku
@@ -36,6 +37,7 @@ export async function loadCatalog(trx: CommandTx, skus: readonly string[]): Prom
       entry = { sku: row.sku, kind: row.kind, lotTracked: row.lot_tracked, ...(row.kind === 'bundle' ? { components: [] } : {}) };
       catalog.set(row.sku, entry);
     }
+    if (row.component_sku && row.component_active === false) inactive.add(row.component_sku);
     if (row.component_sku && row.component_qty) {
       entry.components!.push({ sku: row.component_sku, qty: row.component_qty });
       if (!catalog.has(row.component_sku)) {

@@ -84,6 +84,9 @@ async function writeComponents(trx: CommandTx, bundleSku: string, components: { 
 /** Creates a product, or a bundle when components are given (category "bundle" requires them). */
 export async function createProduct(trx: CommandTx, input: ProductInput): Promise<CommandOutcome<ProductView>> {
   const isBundle = input.components !== undefined || input.category === 'bundle';
+  if (isBundle && input.category !== 'bundle') {
+    throw new Unprocessable('bundle_category', 'a product with components is a bundle: use category "bundle"');
+  }
   if (isBundle && input.lot_tracked) throw new Unprocessable('bundle_lot_tracked', 'a bundle cannot be lot-tracked; its components may be');
   const inserted = await trx
     .insertInto('products')

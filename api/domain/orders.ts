@@ -9,6 +9,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database, OrderStatus } from '../../db/schema.ts';
 import { ApiError, InsufficientStock, InvalidTransition, NotFound } from '../errors.ts';
 import { loadCatalog } from './catalog-lookup.ts';
+import { assertLocation } from './stock-rows.ts';
 import type { CommandOutcome, CommandTx } from './command-runner.ts';
 import type { PickableLot } from './fefo-picker.ts';
 import { allocateOrder, componentSkus, type ReservationPick } from './order-allocation.ts';
@@ -52,6 +53,7 @@ export function dayOf(now: Date): string {
 export async function createOrder(ctx: Ctx, input: NewOrder): Promise<CommandOutcome<OrderView>> {
   const { trx } = ctx;
   const lines = input.lines.map((l, i) => ({ lineNo: i + 1, sku: l.sku, qty: l.qty }));
+  await assertLocation(trx, input.location);
   const catalog = await loadCatalog(trx, lines.map((l) => l.sku));
   const skus = componentSkus(lines, catalog);
   const today = dayOf(ctx.now);

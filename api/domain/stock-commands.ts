@@ -150,6 +150,9 @@ export async function receiveStock(ctx: Ctx, input: ReceiptInput): Promise<Comma
   const { trx } = ctx;
   const product = await stockedProduct(trx, input.sku);
   requireLotCode(product, input.lot_code);
+  if (!product.lot_tracked && input.expires_on) {
+    throw new Unprocessable('not_lot_tracked', `${input.sku} is not lot-tracked: omit expires_on`, { sku: input.sku });
+  }
   if (product.lot_tracked && !input.expires_on) {
     throw new Unprocessable('expiry_required', `${input.sku} is lot-tracked: give the lot's expires_on date`, { sku: input.sku });
   }

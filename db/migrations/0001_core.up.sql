@@ -210,9 +210,11 @@ CREATE TRIGGER stock_movements_apply AFTER INSERT ON stock_movements FOR EACH RO
 CREATE FUNCTION refuse_mutation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   -- the audit sealer may fill the chain columns of a row once; nothing else may change
-  IF TG_TABLE_NAME = 'audit_log' AND TG_OP = 'UPDATE' AND OLD.hash IS NULL
-     AND (to_jsonb(NEW) - 'chain_seq' - 'prev_hash' - 'hash') = (to_jsonb(OLD) - 'chain_seq' - 'prev_hash' - 'hash') THEN
-    RETURN NEW;
+  IF TG_TABLE_NAME = 'audit_log' AND TG_OP = 'UPDATE' THEN
+    IF OLD.hash IS NULL
+       AND (to_jsonb(NEW) - 'chain_seq' - 'prev_hash' - 'hash') = (to_jsonb(OLD) - 'chain_seq' - 'prev_hash' - 'hash') THEN
+      RETURN NEW;
+    END IF;
   END IF;
   RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
 END $$;
