@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { AppDeps, AppEnv, RouteDeps } from './context.ts';
+import { preparedOn } from '../db/sql-runner.ts';
 import { createCommandRunner } from './domain/command-runner.ts';
 import { ApiError } from './errors.ts';
 import { authenticate } from './middleware/auth.ts';
@@ -22,6 +23,7 @@ export function createApp(deps: AppDeps) {
   const routeDeps: RouteDeps = {
     ...deps,
     runCommand: createCommandRunner({ db: deps.db }),
+    prepared: preparedOn(deps.pool, deps.db),
     validationHook: (result) => {
       if (!result.success) {
         const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));

@@ -4,6 +4,8 @@
  */
 import type { Hook } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { SqlRunner } from '../db/sql-runner.ts';
 import type { Logger } from 'pino';
 import type { Database } from '../db/schema.ts';
 import type { Principal, TokenVerifier } from './auth/tokens.ts';
@@ -12,6 +14,8 @@ import type { PiiCipher } from './domain/pii-cipher.ts';
 
 export interface AppDeps {
   db: Kysely<Database>;
+  /** the same pool kysely uses; the hot path runs named prepared statements on it */
+  pool: pg.Pool;
   log: Logger;
   verifyToken: TokenVerifier;
   cipher: PiiCipher;
@@ -21,6 +25,8 @@ export interface AppDeps {
 
 export interface RouteDeps extends AppDeps {
   runCommand: RunCommand;
+  /** runs hot-path SQL as named prepared statements */
+  prepared: SqlRunner;
   /** renders request-validation failures as 400 validation_failed */
   validationHook: Hook<unknown, AppEnv, string, undefined>;
 }

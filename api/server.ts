@@ -22,10 +22,11 @@ try {
 }
 
 const log = pino({ level: config.LOG_LEVEL, base: { service: 'api' }, redact: logRedaction });
-const { db, close } = openDatabase({ url: config.DATABASE_URL, max: config.DB_POOL_MAX, applicationName: 'stockwire-api' });
+const { db, pool, close } = openDatabase({ url: config.DATABASE_URL, max: config.DB_POOL_MAX, applicationName: 'stockwire-api' });
 const clock = () => new Date();
 const app = createApp({
   db,
+  pool,
   log,
   clock,
   verifyToken: createTokenVerifier({ secret: config.JWT_SECRET, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }),

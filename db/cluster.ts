@@ -27,6 +27,8 @@ export async function startEmbeddedCluster(props: {
   onLog?: (line: string) => void;
   /** logical unless a test needs a server the CDC pipeline must refuse */
   walLevel?: 'logical' | 'replica';
+  /** more `-c name=value` settings (benchmarks: pg_stat_statements, …) */
+  settings?: Record<string, string>;
 }): Promise<EmbeddedCluster> {
   await mkdir(path.dirname(props.dataDir), { recursive: true });
   const recent: string[] = [];
@@ -49,6 +51,7 @@ export async function startEmbeddedCluster(props: {
       '-c', 'max_wal_senders=10',
       '-c', 'max_connections=200',
       '-c', 'unix_socket_directories=',
+      ...Object.entries(props.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ],
     onLog: (m: unknown) => remember(String(m)),
     onError: (m: unknown) => remember(String(m)),

@@ -26,10 +26,15 @@ const seconds = Number(values.seconds);
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'stockwire-load-'));
 await chmod(dir, 0o755);
-const cluster = await startEmbeddedCluster({ dataDir: path.join(dir, 'pg'), port: await freePort(), password: 'load' });
+const statements = process.env.LOADCHECK_STATEMENTS === '1'; // print the top statements by time (pg_stat_statements)
+const cluster = await startEmbeddedCluster({
+  dataDir: path.join(dir, 'pg'), port: await freePort(), password: 'load',
+  settings: statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
+});
 const url = await ensureDatabase(cluster.adminUrl, 'stockwire');
 const { db, pool, close } = openDatabase({ url, max: 4 });
 await migrateUp({ pool });
+if (statements) await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
 const runCommand = createCommandRunner({ db });
 await seedDemoCatalog({ db, runCommand });
 await db.insertInto('locations').values({ code: 'BENCH', name: 'Load check' }).onConflict((oc) => oc.column('code').doNothing()).execute();
@@ -72,6 +77,17 @@ process.stdout.write(`\nPOST /v1/orders, ${connections} connections, ${seconds} 
 process.stdout.write(`requests/s: mean ${result.requests.average.toFixed(0)}, p50 ${result.requests.p50}\n`);
 process.stdout.write(`latency ms: p50 ${result.latency.p50}, p90 ${result.latency.p90}, p99 ${result.latency.p99}, max ${result.latency.max}\n`);
 process.stdout.write(`responses: ${JSON.stringify(statuses)}\n`);
+
+if (statements) {
+  const stats = openDatabase({ url, max: 1 });
+  const { rows } = await stats.pool.query(`SELECT calls, round(total_exec_time)::int AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`).catch(async () => {
+    await stats.pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    return { rows: [] };
+  });
+  console.table(rows);
+  await stats.close();
+}
 
 api.kill('SIGTERM');
 await new Promise((r) => api.once('exit', r));

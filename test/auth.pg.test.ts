@@ -258,6 +258,7 @@ describe('probes, unknown routes and malformed requests', () => {
     try {
       const app = createApp({
         db: broken.db,
+        pool: broken.pool,
         log: pino({ level: 'silent' }),
         clock: h.clock.now,
         verifyToken: createTokenVerifier(TEST_TOKEN_SETTINGS),

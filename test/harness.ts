@@ -49,6 +49,7 @@ export async function createHarness(props: { poolMax?: number; ttlSeconds?: numb
   const log = pino({ level: 'silent' });
   const app = createApp({
     db: database.db,
+    pool: database.pool,
     log,
     clock: clock.now,
     verifyToken: createTokenVerifier(TEST_TOKEN_SETTINGS),

@@ -192,3 +192,23 @@ describe('orders', () => {
     expect(res.body.error.code).toBe('unknown_sku');
   });
 });
+
+describe('the locking transaction path (fallback when optimistic attempts keep losing)', () => {
+  it('reserves FEFO and refuses short orders exactly like the fast path', async () => {
+    const { createOrder } = await import('../api/domain/order-placement.ts');
+    await h.fixtures.product('CREAM-TX', { lot_tracked: true });
+    await h.fixtures.receive('CREAM-TX', 'MAIN', 2, { lot_code: 'LATE', expires_on: dayFrom(h.clock, 200) });
+    await h.fixtures.receive('CREAM-TX', 'MAIN', 2, { lot_code: 'EARLY', expires_on: dayFrom(h.clock, 20) });
+    const meta = { actor: 'test-tx', requestId: 'tx-path-1' };
+    const input = { location: 'MAIN', lines: [{ sku: 'CREAM-TX', qty: 3 }], ttlSeconds: 60 };
+    const result = await h.runCommand(meta, (trx) => createOrder({ trx, actor: 'test-tx', requestId: 'tx-path-1', now: h.clock.now() }, input));
+    const lots = await lotsOf('CREAM-TX');
+    expect(result.body.reservations).toEqual([
+      { line_no: 1, sku: 'CREAM-TX', lot_id: lots.EARLY.id, qty: 2 },
+      { line_no: 1, sku: 'CREAM-TX', lot_id: lots.LATE.id, qty: 1 },
+    ]);
+    await expect(h.runCommand(meta, (trx) => createOrder({ trx, actor: 'test-tx', requestId: 'tx-path-2', now: h.clock.now() }, input)))
+      .rejects.toMatchObject({ code: 'insufficient_stock' });
+    expect((await stock('CREAM-TX')).reserved).toBe(3);
+  });
+});

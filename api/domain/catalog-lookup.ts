@@ -3,8 +3,8 @@
  * inactive or empty-bundle products are refused here, before any stock row is locked.
  */
 import { sql } from 'kysely';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 import { Unprocessable } from '../errors.ts';
-import type { CommandTx } from './command-runner.ts';
 import type { CatalogEntry } from './order-allocation.ts';
 
 interface CatalogRow {
@@ -19,14 +19,14 @@ interface CatalogRow {
 }
 
 /** Loads `skus` and, for bundles, their components; throws 422 for unknown or inactive products. */
-export async function loadCatalog(trx: CommandTx, skus: readonly string[]): Promise<Map<string, CatalogEntry>> {
-  const { rows } = await sql<CatalogRow>`
+export async function loadCatalog(run: SqlRunner, skus: readonly string[]): Promise<Map<string, CatalogEntry>> {
+  const rows = await run(sql<CatalogRow>`
     SELECT p.sku, p.kind, p.lot_tracked, p.active,
            bc.component_sku, bc.qty AS component_qty, c.lot_tracked AS component_lot_tracked, c.active AS component_active
       FROM products p
       LEFT JOIN bundle_components bc ON bc.bundle_sku = p.sku
       LEFT JOIN products c ON c.sku = bc.component_sku
-     WHERE p.sku = ANY(${[...new Set(skus)]}::text[])`.execute(trx);
+     WHERE p.sku = ANY(${[...new Set(skus)]}::text[])`);
 
   const catalog = new Map<string, CatalogEntry>();
   const inactive = new Set<string>();

@@ -5,7 +5,7 @@
  * Only successful answers are stored: a refused command (409 insufficient_stock…) may be retried as is.
  */
 import { createHash } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { ApiError, translateDbError } from '../errors.ts';
 
@@ -94,7 +94,7 @@ export function createCommandRunner(props: { db: Kysely<Database> }) {
   }
 
   /** Runs `command` in a transaction with audit and idempotency; translates driver errors once. */
-  return async function runCommand<T>(meta: CommandMeta, command: (trx: CommandTx) => Promise<CommandOutcome<T>>): Promise<CommandResult<T>> {
+  async function runCommand<T>(meta: CommandMeta, command: (trx: CommandTx) => Promise<CommandOutcome<T>>): Promise<CommandResult<T>> {
     const stored = await storedAnswer<T>(meta);
     if (stored) return stored;
     try {
@@ -111,7 +111,45 @@ export function createCommandRunner(props: { db: Kysely<Database> }) {
       }
       throw translateDbError(err) ?? err;
     }
-  };
+  }
+
+  /**
+   * Single-statement mode for the hottest path: `attempt` runs ONE autocommit statement that embeds
+   * `recordCtes(outcome, gate)` (audit row + stored answer, written only when the CTE named `gate`
+   * produced a row), so row locks are held for one statement instead of several round trips. It returns
+   * the outcome when the statement wrote, or undefined to give up (the caller then retries or falls back).
+   */
+  async function runStatement<T>(
+    meta: CommandMeta,
+    attempt: (recordCtes: (outcome: CommandOutcome<T>, gate: string) => RawBuilder<unknown>) => Promise<CommandOutcome<T> | undefined>,
+  ): Promise<CommandResult<T> | undefined> {
+    const stored = await storedAnswer<T>(meta);
+    if (stored) return stored;
+    const recordCtes = (outcome: CommandOutcome<T>, gate: string) => {
+      const a = outcome.audit;
+      const when = sql`WHERE EXISTS (SELECT 1 FROM ${sql.table(gate)})`;
+      const audit = sql`audit_row AS (
+        INSERT INTO audit_log (actor, action, entity, entity_id, request_id, ip, before, after)
+        SELECT ${meta.actor}, ${a.action}, ${a.entity}, ${a.entityId}, ${meta.requestId}, ${meta.ip ?? null}, ${json(a.before)}::jsonb, ${json(a.after)}::jsonb ${when})`;
+      if (!meta.idempotency) return audit;
+      // no ON CONFLICT: a concurrent twin makes the whole statement fail on the primary key, writing nothing
+      return sql`${audit}, stored_answer AS (
+        INSERT INTO idempotency_keys (actor, key, request_hash, status_code, response)
+        SELECT ${meta.actor}, ${meta.idempotency.key}, ${meta.idempotency.requestHash}, ${outcome.status}, ${json(outcome.body)}::jsonb ${when})`;
+    };
+    try {
+      const outcome = await attempt(recordCtes);
+      return outcome && { status: outcome.status, body: outcome.body, replayed: false };
+    } catch (err) {
+      if ((err as { constraint?: string }).constraint === 'idempotency_keys_pkey') {
+        const twin = await storedAnswer<T>(meta);
+        if (twin) return twin;
+      }
+      throw translateDbError(err) ?? err;
+    }
+  }
+
+  return Object.assign(runCommand, { statement: runStatement });
 }
 
 export type RunCommand = ReturnType<typeof createCommandRunner>;

@@ -1,18 +1,14 @@
 /**
- * Orders reserve stock when they are created and settle it when they end: confirm consumes the reserved
+ * Orders after they exist: reading them, and settling their reservations — confirm consumes the reserved
  * units (on hand and reserved both drop), cancel / payment failure / expiry release them. Each runs inside
- * one command transaction; stock rows are locked in (sku, location) order so concurrent orders cannot
- * deadlock, and the ledger insert is the only write that moves stock (the schema's trigger applies it).
+ * one command transaction; the order row is locked first, then its stock rows in (sku, location) order,
+ * and the ledger insert is the only write that moves stock (the schema's trigger applies it).
+ * Placing an order is in order-placement.ts.
  */
-import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database, OrderStatus } from '../../db/schema.ts';
-import { ApiError, InsufficientStock, InvalidTransition, NotFound } from '../errors.ts';
-import { loadCatalog } from './catalog-lookup.ts';
-import { assertLocation } from './stock-rows.ts';
+import { ApiError, InvalidTransition, NotFound } from '../errors.ts';
 import type { CommandOutcome, CommandTx } from './command-runner.ts';
-import type { PickableLot } from './fefo-picker.ts';
-import { allocateOrder, componentSkus, type ReservationPick } from './order-allocation.ts';
 import { decideTransition, stockEffect, type TargetStatus } from './order-state.ts';
 
 export interface NewOrder {
@@ -37,7 +33,7 @@ export interface OrderView {
   reservations: { line_no: number; sku: string; lot_id: string | null; qty: number }[];
 }
 
-interface Ctx {
+export interface Ctx {
   trx: CommandTx;
   actor: string;
   requestId: string;
@@ -47,88 +43,6 @@ interface Ctx {
 /** Calendar day (UTC) used for lot expiry decisions. */
 export function dayOf(now: Date): string {
   return now.toISOString().slice(0, 10);
-}
-
-/** Reserves every line of a new order or throws InsufficientStock listing all short components. */
-export async function createOrder(ctx: Ctx, input: NewOrder): Promise<CommandOutcome<OrderView>> {
-  const { trx } = ctx;
-  const lines = input.lines.map((l, i) => ({ lineNo: i + 1, sku: l.sku, qty: l.qty }));
-  await assertLocation(trx, input.location);
-  const catalog = await loadCatalog(trx, lines.map((l) => l.sku));
-  const skus = componentSkus(lines, catalog);
-  const today = dayOf(ctx.now);
-
-  const locked = await sql<{ sku: string; free: number }>`
-    SELECT sku, on_hand - reserved AS free FROM stock_levels
-     WHERE location = ${input.location} AND sku = ANY(${skus}::text[])
-     ORDER BY sku FOR UPDATE`.execute(trx);
-  const available = new Map(locked.rows.map((r) => [r.sku, r.free]));
-
-  const lotSkus = skus.filter((s) => catalog.get(s)?.lotTracked && available.has(s));
-  const lots = new Map<string, PickableLot[]>();
-  if (lotSkus.length) {
-    // read after the stock rows are locked, so this sees every committed change to these lots
-    const { rows } = await sql<{ id: string; sku: string; expires_on: string; free: number }>`
-      SELECT id, sku, expires_on, on_hand - reserved AS free FROM lots
-       WHERE location = ${input.location} AND sku = ANY(${lotSkus}::text[])
-         AND expires_on > ${today}::date AND on_hand > reserved
-       ORDER BY sku, expires_on, id`.execute(trx);
-    for (const r of rows) {
-      const list = lots.get(r.sku) ?? [];
-      list.push({ id: r.id, expiresOn: r.expires_on, available: r.free });
-      lots.set(r.sku, list);
-    }
-  }
-
-  const allocation = allocateOrder({ location: input.location, today, lines, catalog, available, lots });
-  if (!allocation.ok) throw new InsufficientStock(allocation.short);
-
-  const id = randomUUID();
-  const expiresAt = new Date(ctx.now.getTime() + input.ttlSeconds * 1000);
-  const picks = allocation.picks;
-  const insert = await sql<{ id: string }>`
-    WITH new_order AS (
-      INSERT INTO orders (id, external_ref, status, location, expires_at, customer_contact, created_by, created_at, updated_at)
-      VALUES (${id}, ${input.externalRef ?? null}, 'reserved', ${input.location}, ${expiresAt}, ${input.customerContact ?? null},
-              ${ctx.actor}, ${ctx.now}, ${ctx.now})
-      RETURNING id
-    ), new_lines AS (
-      INSERT INTO order_lines (order_id, line_no, sku, qty)
-      SELECT ${id}, l.line_no, l.sku, l.qty
-        FROM unnest(${lines.map((l) => l.lineNo)}::int[], ${lines.map((l) => l.sku)}::text[], ${lines.map((l) => l.qty)}::int[])
-             AS l(line_no, sku, qty)
-    ), picks AS (
-      SELECT * FROM unnest(${picks.map((p) => p.lineNo)}::int[], ${picks.map((p) => p.sku)}::text[],
-                           ${picks.map((p) => p.lotId)}::bigint[], ${picks.map((p) => p.qty)}::int[])
-             WITH ORDINALITY AS p(line_no, sku, lot_id, qty, n)
-    ), new_reservations AS (
-      INSERT INTO reservations (order_id, line_no, sku, location, lot_id, qty)
-      SELECT ${id}, line_no, sku, ${input.location}, lot_id, qty FROM picks ORDER BY n
-    ), new_movements AS (
-      INSERT INTO stock_movements (sku, location, lot_id, delta_on_hand, delta_reserved, reason, order_id, actor, request_id)
-      SELECT sku, ${input.location}, lot_id, 0, qty, 'reservation', ${id}, ${ctx.actor}, ${ctx.requestId}
-        FROM picks ORDER BY sku, n
-    )
-    SELECT id FROM new_order`.execute(trx);
-  if (insert.rows.length !== 1) throw new Error('order insert returned no row');
-
-  const view: OrderView = {
-    id,
-    external_ref: input.externalRef ?? null,
-    status: 'reserved',
-    location: input.location,
-    expires_at: expiresAt.toISOString(),
-    version: 1,
-    created_at: ctx.now.toISOString(),
-    updated_at: ctx.now.toISOString(),
-    lines: lines.map((l) => ({ line_no: l.lineNo, sku: l.sku, qty: l.qty })),
-    reservations: picks.map(toReservationView),
-  };
-  return { status: 201, body: view, audit: { action: 'order.create', entity: 'order', entityId: id, after: view } };
-}
-
-function toReservationView(p: ReservationPick) {
-  return { line_no: p.lineNo, sku: p.sku, lot_id: p.lotId, qty: p.qty };
 }
 
 interface OrderRow {

@@ -5,7 +5,8 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import { isAllowed } from '../auth/permissions.ts';
 import type { AppEnv, RouteDeps } from '../context.ts';
-import { createOrder, readOrder, transitionOrder, type OrderView } from '../domain/orders.ts';
+import { placeOrder } from '../domain/order-placement.ts';
+import { readOrder, transitionOrder, type OrderView } from '../domain/orders.ts';
 import type { TargetStatus } from '../domain/order-state.ts';
 import { NotFound } from '../errors.ts';
 import { commandMeta, protectedRoute, replayHeader } from './route-kit.ts';
@@ -81,17 +82,17 @@ export function ordersRoutes(deps: RouteDeps) {
   app.openapi(createRoute, async (c) => {
     const body = c.req.valid('json');
     const contact = body.customer && (body.customer.email || body.customer.phone) ? deps.cipher.encrypt(JSON.stringify(body.customer)) : null;
-    const result = await deps.runCommand(commandMeta(c, body), (trx) =>
-      createOrder(
-        { trx, actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() },
-        {
-          location: body.location ?? deps.settings.defaultLocation,
-          externalRef: body.external_ref,
-          lines: body.lines,
-          customerContact: contact,
-          ttlSeconds: body.ttl_seconds ?? deps.settings.reservationTtlSeconds,
-        },
-      ),
+    const result = await placeOrder(
+      { run: deps.prepared, runCommand: deps.runCommand },
+      commandMeta(c, body),
+      { actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() },
+      {
+        location: body.location ?? deps.settings.defaultLocation,
+        externalRef: body.external_ref,
+        lines: body.lines,
+        customerContact: contact,
+        ttlSeconds: body.ttl_seconds ?? deps.settings.reservationTtlSeconds,
+      },
     );
     replayHeader(c, result);
     c.get('log').info({ orderId: result.body.id, replayed: result.replayed }, 'order reserved');
