@@ -6,6 +6,7 @@ export default defineConfig({
     exclude: ['node_modules/**', '.data/**'],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
+    reporters: ['default', './test/summary-reporter.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
