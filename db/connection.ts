@@ -5,9 +5,7 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import type { Database } from './schema.ts';
-
-// dates stay ISO strings (YYYY-MM-DD): a lot's expiry is a calendar day, not an instant
-pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
+import './type-parsers.ts';
 
 export interface DatabaseHandle {
   db: Kysely<Database>;

@@ -63,17 +63,19 @@ async function migrationsDirWith(extra: Record<string, string>): Promise<string>
   return dir;
 }
 
+const ALL = ['0001_core', '0002_cdc_publication'];
+
 describe('migrations on a fresh database', () => {
   it('starts empty', async () => {
     expect(await tables()).toEqual([]);
   });
 
-  it('applies 0001_core: every core table, function and trigger exists and is recorded', async () => {
+  it('applies every migration: each core table, function and trigger exists and is recorded', async () => {
     const result = await migrateUp({ pool });
-    expect(result).toEqual({ applied: ['0001_core'], reverted: [] });
+    expect(result).toEqual({ applied: ALL, reverted: [] });
     expect(await tables()).toEqual([...CORE_TABLES, 'schema_migrations'].sort());
     expect(await functions()).toEqual(CORE_FUNCTIONS);
-    expect(await recorded()).toEqual(['0001_core']);
+    expect(await recorded()).toEqual(ALL);
     const { rows } = await pool.query(
       "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'stock_movements'::regclass ORDER BY 1");
     expect(rows.map((r) => r.tgname)).toEqual(['stock_movements_append_only', 'stock_movements_apply', 'stock_movements_no_truncate']);
@@ -89,14 +91,24 @@ describe('migrations on a fresh database', () => {
       .rejects.toMatchObject({ code: '23514' });
   });
 
+  it('publishes only what projectors need, and never the customer contact column', async () => {
+    const { rows } = await pool.query("SELECT tablename, attnames FROM pg_publication_tables WHERE pubname = 'stockwire' ORDER BY 1");
+    expect(rows.map((r) => r.tablename)).toEqual(['bundle_components', 'locations', 'lots', 'orders', 'products', 'stock_levels', 'stock_movements']);
+    const orders = rows.find((r) => r.tablename === 'orders');
+    expect(orders.attnames).toContain('status');
+    expect(orders.attnames).not.toContain('customer_contact');
+  });
+
   it('applies nothing the second time', async () => {
     expect(await migrateUp({ pool })).toEqual({ applied: [], reverted: [] });
-    expect(await recorded()).toEqual(['0001_core']);
+    expect(await recorded()).toEqual(ALL);
     // the data written above is still there: nothing was re-run
     expect((await pool.query('SELECT count(*)::int AS n FROM stock_movements')).rows[0].n).toBe(1);
   });
 
-  it('reverts 0001_core with migrateDown: tables and functions are gone, the record is removed', async () => {
+  it('reverts newest first with migrateDown: tables, functions and the publication are gone, the records removed', async () => {
+    expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
+    expect((await pool.query("SELECT count(*)::int AS n FROM pg_publication WHERE pubname = 'stockwire'")).rows[0].n).toBe(0);
     expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0001_core'] });
     expect(await tables()).toEqual(['schema_migrations']);
     expect(await functions()).toEqual([]);
@@ -105,16 +117,18 @@ describe('migrations on a fresh database', () => {
   });
 
   it('applies again after the revert, onto an empty schema', async () => {
-    expect(await migrateUp({ pool })).toEqual({ applied: ['0001_core'], reverted: [] });
+    expect(await migrateUp({ pool })).toEqual({ applied: ALL, reverted: [] });
     expect(await tables()).toEqual([...CORE_TABLES, 'schema_migrations'].sort());
     expect((await pool.query('SELECT count(*)::int AS n FROM products')).rows[0].n).toBe(0);
   });
 
   it('serialises concurrent runs: two migrateUp calls at once apply each migration once', async () => {
-    await migrateDown({ pool });
+    await migrateDown({ pool, steps: 2 });
     const [a, b] = await Promise.all([migrateUp({ pool }), migrateUp({ pool })]);
-    expect([...a.applied, ...b.applied]).toEqual(['0001_core']);
-    expect(await recorded()).toEqual(['0001_core']);
+    expect([...a.applied, ...b.applied].sort()).toEqual(ALL);
+    expect(await recorded()).toEqual(ALL);
+    // the tests below work with a directory holding 0001_core only
+    expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
   });
 
   it('rolls a failing migration back entirely and records nothing for it', async () => {

@@ -1,0 +1,234 @@
+/**
+ * The loop every projector runs: a durable pull consumer on the CDC stream, messages applied in stream
+ * order in micro-batches (whatever arrived while the previous batch was applied, up to batchSize), then
+ * acknowledged. Effects must be idempotent (compare versions / positions), so redelivery changes nothing.
+ * A failed batch is retried message by message: a failing message is redelivered later with backoff
+ * (honouring Retry-After); one that keeps failing, or can never succeed, goes to the dead-letter subject
+ * with its error and is terminated. After each batch the applied position (commit LSN or position
+ * marker) and the commit → applied lag are recorded for /metrics and the sync-status bucket.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { ChangeEvent, StreamMessage } from '../../cdc/envelope.ts';
+import { compareLsn } from '../../cdc/lsn.ts';
+import type { ProjectorMetrics } from './metrics.ts';
+import { isPermanent, redeliveryDelayMs } from './retry-policy.ts';
+
+export interface AppliedPosition {
+  lsn: string;
+  /** commit time of the last applied change (absent for position markers) */
+  commitTime?: string | undefined;
+  streamSeq: number;
+}
+
+export interface Projection {
+  /** Applies changes in stream order; must be idempotent. Throw to have the batch retried. */
+  apply(events: ChangeEvent[]): Promise<void>;
+  /** Persists the applied position next to the projection (optional). */
+  recordPosition?(position: AppliedPosition): Promise<void>;
+}
+
+export interface ProjectorStatus {
+  name: string;
+  applied_lsn: string | null;
+  commit_time: string | null;
+  applied_at: string | null;
+  lag_ms: number | null;
+  stream_seq: number;
+  dead_letters: number;
+}
+
+export interface ProjectorProps {
+  nc: NatsConnection;
+  stream: string;
+  subjectPrefix: string;
+  name: string;
+  projection: Projection;
+  log: Logger;
+  metrics?: ProjectorMetrics;
+  status?: KV;
+  batchSize?: number;
+  maxDeliver?: number;
+}
+
+const decoder = new TextDecoder();
+const STATUS_EVERY_MS = 250;
+
+/** Subject a projector's dead letters are published on (captured by the <stream>_DLQ stream). */
+export function deadLetterSubject(prefix: string, projector: string): string {
+  return `dlq.${prefix}.${projector}`;
+}
+
+export class ProjectorRuntime {
+  private messages: ConsumerMessages | undefined;
+  private queue: JsMsg[] = [];
+  private busy: Promise<void> | undefined;
+  private position: AppliedPosition | undefined;
+  private deadLetters = 0;
+  private lastStatusAt = 0;
+  private failure: Error | undefined;
+  private readonly batchSize: number;
+  private readonly maxDeliver: number;
+
+  constructor(private readonly props: ProjectorProps) {
+    this.batchSize = props.batchSize ?? 500;
+    this.maxDeliver = props.maxDeliver ?? 8;
+  }
+
+  /** The last applied position (undefined before the first batch). */
+  applied(): AppliedPosition | undefined {
+    return this.position;
+  }
+
+  /** Creates the durable consumer and dead-letter stream if missing. */
+  async setup(): Promise<void> {
+    const jsm = await jetstreamManager(this.props.nc);
+    const dlqStream = `${this.props.stream}_DLQ`;
+    try {
+      await jsm.streams.info(dlqStream);
+    } catch {
+      await jsm.streams.add({ name: dlqStream, subjects: [`dlq.${this.props.subjectPrefix}.>`] }).catch(() => {});
+    }
+    const config = {
+      durable_name: this.props.name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 30_000_000_000,
+      max_deliver: this.maxDeliver + 2, // we dead-letter at maxDeliver; the server's own cap is a backstop
+      max_ack_pending: 20_000,
+    };
+    try {
+      await jsm.consumers.info(this.props.stream, this.props.name);
+    } catch {
+      await jsm.consumers.add(this.props.stream, config);
+    }
+  }
+
+  /** Consumes until stop(); throws if the consumer fails for good. */
+  async run(): Promise<void> {
+    await this.setup();
+    const consumer = await jetstream(this.props.nc).consumers.get(this.props.stream, this.props.name);
+    this.messages = await consumer.consume({ max_messages: this.batchSize * 4 });
+    for await (const m of this.messages) {
+      if (this.failure) break;
+      this.queue.push(m);
+      this.kick();
+    }
+    await this.busy;
+    if (this.failure) throw this.failure;
+  }
+
+  async stop(): Promise<void> {
+    await this.messages?.close().catch(() => {});
+    await this.busy;
+  }
+
+  private kick() {
+    if (this.busy) return;
+    this.busy = (async () => {
+      try {
+        while (this.queue.length) await this.processBatch(this.queue.splice(0, this.batchSize));
+      } catch (err) {
+        this.failure = err as Error;
+        this.messages?.stop();
+      } finally {
+        this.busy = undefined;
+      }
+    })();
+  }
+
+  private parse(m: JsMsg): StreamMessage | undefined {
+    try {
+      return JSON.parse(decoder.decode(m.data)) as StreamMessage;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async processBatch(batch: JsMsg[]) {
+    const parsed: { m: JsMsg; event: StreamMessage }[] = [];
+    for (const m of batch) {
+      const event = this.parse(m);
+      if (!event) await this.deadLetter(m, new Error('message is not valid JSON'));
+      else parsed.push({ m, event });
+    }
+    const changes = parsed.filter((p): p is { m: JsMsg; event: ChangeEvent } => p.event.op !== 'position');
+    try {
+      if (changes.length) await this.props.projection.apply(changes.map((c) => c.event));
+      for (const p of parsed) p.m.ack();
+      this.props.metrics?.eventsApplied.inc({ projector: this.props.name }, changes.length);
+    } catch (err) {
+      this.props.log.warn({ err: { message: (err as Error).message }, size: changes.length }, 'batch failed; retrying its messages one by one');
+      for (const p of parsed) {
+        if (p.event.op === 'position') {
+          p.m.ack();
+          continue;
+        }
+        await this.applyOne(p.m, p.event);
+      }
+    }
+    await this.advance(parsed);
+  }
+
+  private async applyOne(m: JsMsg, event: ChangeEvent) {
+    try {
+      await this.props.projection.apply([event]);
+      m.ack();
+      this.props.metrics?.eventsApplied.inc({ projector: this.props.name });
+    } catch (err) {
+      if (isPermanent(err) || m.info.deliveryCount >= this.maxDeliver) {
+        await this.deadLetter(m, err as Error);
+      } else {
+        const delay = redeliveryDelayMs(m.info.deliveryCount, err);
+        this.props.log.warn({ err: { message: (err as Error).message }, subject: m.subject, delivery: m.info.deliveryCount, retryInMs: delay }, 'change not applied; will be redelivered');
+        m.nak(delay);
+      }
+    }
+  }
+
+  private async deadLetter(m: JsMsg, err: Error) {
+    const subject = deadLetterSubject(this.props.subjectPrefix, this.props.name);
+    const js = jetstream(this.props.nc);
+    const h = headers();
+    h.set('Stockwire-Error', err.message.slice(0, 500));
+    h.set('Stockwire-Subject', m.subject);
+    h.set('Stockwire-Stream-Seq', String(m.seq));
+    await js.publish(subject, m.data, { headers: h });
+    m.term(err.message.slice(0, 200));
+    this.deadLetters += 1;
+    this.props.metrics?.deadLetters.inc({ projector: this.props.name });
+    this.props.log.error({ subject: m.subject, seq: m.seq, err: { message: err.message } }, 'message dead-lettered');
+  }
+
+  private async advance(parsed: { m: JsMsg; event: StreamMessage }[]) {
+    const lastEntry = parsed[parsed.length - 1];
+    if (!lastEntry) return;
+    const now = Date.now();
+    for (const { event } of parsed) {
+      if (event.op !== 'position') this.props.metrics?.lag.observe({ projector: this.props.name }, Math.max(0, now - Date.parse(event.source.commitTime)) / 1000);
+    }
+    const lsn = lastEntry.event.op === 'position' ? lastEntry.event.lsn : lastEntry.event.source.commitLsn;
+    const commitTime = [...parsed].reverse().find((p) => p.event.op !== 'position')?.event as ChangeEvent | undefined;
+    if (!this.position || compareLsn(lsn, this.position.lsn) >= 0) {
+      this.position = { lsn, commitTime: commitTime?.source.commitTime ?? this.position?.commitTime, streamSeq: lastEntry.m.seq };
+    }
+    await this.props.projection.recordPosition?.(this.position);
+    this.props.metrics?.appliedSeq.set({ projector: this.props.name }, this.position.streamSeq);
+    if (this.props.status && now - this.lastStatusAt >= STATUS_EVERY_MS) {
+      this.lastStatusAt = now;
+      const status: ProjectorStatus = {
+        name: this.props.name,
+        applied_lsn: this.position.lsn,
+        commit_time: this.position.commitTime ?? null,
+        applied_at: new Date(now).toISOString(),
+        lag_ms: this.position.commitTime ? Math.max(0, now - Date.parse(this.position.commitTime)) : null,
+        stream_seq: this.position.streamSeq,
+        dead_letters: this.deadLetters,
+      };
+      await this.props.status.put(this.props.name, JSON.stringify(status)).catch(() => {});
+    }
+  }
+}
+
