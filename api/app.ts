@@ -16,6 +16,8 @@ import { requestContext } from './middleware/request-context.ts';
 import { ordersRoutes } from './routes/orders.ts';
 import { productRoutes } from './routes/products.ts';
 import { stockRoutes } from './routes/stock.ts';
+import { syncRoutes } from './routes/sync.ts';
+import { commitPosition } from './middleware/commit-position.ts';
 
 const MAX_JSON_BODY = 1024 * 1024;
 
@@ -56,9 +58,11 @@ export function createApp(deps: AppDeps) {
   }));
   app.use('/v1/*', authenticate({ verifyToken: deps.verifyToken }));
   app.use('/v1/*', idempotencyKey());
+  app.use('/v1/*', commitPosition({ run: routeDeps.prepared }));
   app.route('/v1', ordersRoutes(routeDeps));
   app.route('/v1', stockRoutes(routeDeps));
   app.route('/v1', productRoutes(routeDeps));
+  app.route('/v1', syncRoutes(routeDeps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -34,6 +34,12 @@ export const apiConfigSchema = z.object({
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).max(600_000).default(5000)
     .describe('how often the expiry sweeper and audit sealer run'),
   DEFAULT_LOCATION: z.string().default('MAIN').describe('location used when an order names none'),
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379').describe('Redis holding the stock projection; "" disables cache reads'),
+  REDIS_PREFIX: z.string().max(64).default(''),
+  NATS_URL: z.string().default('nats://127.0.0.1:4222').describe('read only: projector positions for /v1/sync/status; "" disables'),
+  CDC_SLOT: z.string().default('stockwire'),
+  CDC_STREAM: z.string().default('CDC'),
+  READ_WAIT_MS: z.coerce.number().int().min(0).max(30_000).default(2000).describe('how long a read with min_lsn waits for the cache'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -11,6 +11,8 @@ import type { Database } from '../db/schema.ts';
 import type { Principal, TokenVerifier } from './auth/tokens.ts';
 import type { RunCommand } from './domain/command-runner.ts';
 import type { PiiCipher } from './domain/pii-cipher.ts';
+import type { StockCacheReader } from './read-models/stock-cache-reader.ts';
+import type { SyncStatusReader } from './read-models/sync-status.ts';
 
 export interface AppDeps {
   db: Kysely<Database>;
@@ -20,7 +22,11 @@ export interface AppDeps {
   verifyToken: TokenVerifier;
   cipher: PiiCipher;
   clock: () => Date;
-  settings: { reservationTtlSeconds: number; defaultLocation: string };
+  settings: { reservationTtlSeconds: number; defaultLocation: string; readWaitMs?: number };
+  /** the Redis stock projection, when configured and reachable */
+  cache?: StockCacheReader | undefined;
+  /** slot and projector positions, for GET /v1/sync/status */
+  syncStatus?: SyncStatusReader | undefined;
 }
 
 export interface RouteDeps extends AppDeps {

@@ -16,6 +16,7 @@ import { migrateUp } from '../db/migrator.ts';
 import { resolveDatabase } from './database.ts';
 import { seedDemoCatalog } from './demo-catalog.ts';
 import { dataDirFromEnv, loadDevSecrets } from './dev-secrets.ts';
+import { portOpen, resolveNats } from './nats-server.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -70,7 +71,18 @@ const childEnv = {
   HOST: config.HOST,
 };
 
+const nats = await resolveNats({ dataDir, log });
+const redisReachable = await portOpen(process.env.REDIS_URL ? new URL(process.env.REDIS_URL) : new URL('redis://127.0.0.1:6379'));
+Object.assign(childEnv, { NATS_URL: nats?.url ?? '', REDIS_URL: redisReachable ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : '' });
+
 const services: Service[] = [{ name: 'api', entry: 'api/server.ts', restarts: 0 }];
+if (nats) {
+  services.push({ name: 'cdc', entry: 'cdc/main.ts', restarts: 0 });
+  if (redisReachable) services.push({ name: 'redis-cache', entry: 'projectors/redis-cache/main.ts', restarts: 0 });
+  else log.warn('Redis not reachable (REDIS_URL or 127.0.0.1:6379): the redis-cache projector is disabled and stock reads use Postgres');
+} else {
+  log.warn('no NATS: the cdc reader and projectors are not started (the API works on its own)');
+}
 let stopping = false;
 
 function startService(service: Service) {
@@ -107,6 +119,7 @@ async function stopAll(signal: string) {
     s.child.once('exit', () => { clearTimeout(timer); resolve(); });
     s.child.kill('SIGTERM');
   })));
+  await nats?.stop();
   await database.stop();
   log.info('stopped');
   process.exit(0);

@@ -7,6 +7,11 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import { STATUS_BUCKET } from '../projectors/runtime/projector-process.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCluster } from '../db/cluster.ts';
 import { freePort } from './free-port.ts';
@@ -14,8 +19,26 @@ import { freePort } from './free-port.ts';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const started: ChildProcess[] = [];
 const dirs: string[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+async function deleteStream(name: string) {
+  const nc = await connect({ servers: 'nats://127.0.0.1:4222' });
+  const jsm = await jetstreamManager(nc);
+  for (const s of [name, `${name}_DLQ`]) await jsm.streams.delete(s).catch(() => {});
+  const status = await new Kvm(nc).open(STATUS_BUCKET).catch(() => undefined);
+  await status?.purge(`${name}.redis-cache`).catch(() => {});
+  await nc.close();
+}
+
+async function deleteKeys(pattern: string) {
+  const redis = new Redis('redis://127.0.0.1:6379');
+  const keys = await redis.keys(pattern);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+}
 
 afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup().catch(() => {});
   for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
@@ -59,7 +82,13 @@ function portOpen(port: number): Promise<boolean> {
 describe('npm start', () => {
   it('serves the demo catalog with the printed token and stops cleanly on SIGINT', async () => {
     const [port, pgPort] = [await freePort(), await freePort()];
-    const run = launch({ DATA_DIR: await tempDir(), PORT: String(port), PG_PORT: String(pgPort), DATABASE_URL: '' });
+    const unique = `e2e${process.pid}${Date.now().toString(36)}`;
+    const run = launch({
+      DATA_DIR: await tempDir(), PORT: String(port), PG_PORT: String(pgPort), DATABASE_URL: '',
+      // the machine's NATS and Redis are shared: this run gets its own stream, subjects and keys
+      CDC_STREAM: unique.toUpperCase(), CDC_SUBJECT_PREFIX: unique, REDIS_PREFIX: `${unique}:`, CDC_PROBE_PORT: '0', PROJECTOR_PROBE_PORT: '0',
+    });
+    cleanups.push(() => deleteStream(unique.toUpperCase()), () => deleteKeys(`${unique}:*`));
     const output = await until('the ready banner', () => (/stockwire is running: (\S+)[\s\S]*?token \(12 h\):\n(\S+)/.exec(run.out()) ?? undefined));
     const [, url, token] = output;
     const auth = { authorization: `Bearer ${token}` };
@@ -72,6 +101,27 @@ describe('npm start', () => {
     const cream = await (await fetch(`${url}/v1/stock/CREAM-HAND-50ML`, { headers: auth })).json();
     expect(cream.lots.some((l: { expired: boolean }) => l.expired)).toBe(true);
     expect((await fetch(`${url}/v1/stock`)).status).toBe(401);
+
+    // the whole pipeline: a write's X-Stockwire-LSN, then a cache read that waits for it
+    const placed = await fetch(`${url}/v1/orders`, {
+      method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ lines: [{ sku: 'TOWEL-HAND-WHITE', qty: 2 }] }),
+    });
+    expect(placed.status).toBe(201);
+    const lsn = placed.headers.get('x-stockwire-lsn');
+    expect(lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    const db = await (await fetch(`${url}/v1/stock/TOWEL-HAND-WHITE/MAIN`, { headers: { ...auth, 'x-request-id': 'db-read' } })).json();
+    const cached = await until('the cache to pass the write', async () => {
+      const res = await fetch(`${url}/v1/stock/TOWEL-HAND-WHITE/MAIN?min_lsn=${lsn}`, { headers: auth });
+      return res.headers.get('x-stockwire-source') === 'cache' ? res.json() : undefined;
+    });
+    expect(cached).toMatchObject({ reserved: db.reserved, on_hand: db.on_hand, version: db.version });
+    expect(cached.reserved).toBeGreaterThanOrEqual(2);
+    const status = await until('sync status to list the redis-cache projector', async () => {
+      const s = await (await fetch(`${url}/v1/sync/status`, { headers: auth })).json();
+      return s.projectors.some((p: { name: string }) => p.name === 'redis-cache') ? s : undefined;
+    });
+    expect(status.slot).toMatchObject({ name: 'stockwire', active: true });
 
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);

@@ -12,6 +12,7 @@ export const PERMISSIONS = {
   'catalog:write': ['admin', 'manager'],
   'locations:write': ['admin'],
   'stock:read': READERS,
+  'sync:read': READERS,
   'movements:read': ['admin', 'manager', 'clerk', 'viewer'],
   'stock:adjust': ['admin', 'manager', 'clerk', 'sheet-sync'],
   'stock:receive': ['admin', 'manager', 'clerk'],

@@ -2,7 +2,8 @@
  * Locking and reading stock rows. Every command that changes stock locks the stock_levels rows it touches
  * in (sku, location) order before reading them; lots are only changed under their stock row's lock.
  */
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
 import { Unprocessable } from '../errors.ts';
 import type { CommandTx } from './command-runner.ts';
 
@@ -64,7 +65,7 @@ export function keyOf(k: StockKey): string {
 }
 
 /** Re-reads stock rows after the ledger trigger changed them. */
-export async function readStockRow(trx: CommandTx, key: StockKey): Promise<StockRowView | undefined> {
+export async function readStockRow(trx: Kysely<Database>, key: StockKey): Promise<StockRowView | undefined> {
   const row = await trx
     .selectFrom('stock_levels')
     .select(['sku', 'location', 'on_hand', 'reserved', 'version', 'updated_at'])

@@ -9,6 +9,7 @@ import type { AppEnv, RouteDeps } from '../context.ts';
 import { bundleAvailability } from '../domain/bundle-availability.ts';
 import { dayOf } from '../domain/orders.ts';
 import { adjustStock, receiveStock, transferStock } from '../domain/stock-commands.ts';
+import { readStockRow } from '../domain/stock-rows.ts';
 import { NotFound } from '../errors.ts';
 import { commandMeta, protectedRoute, replayHeader } from './route-kit.ts';
 import { IdempotencyHeader, IsoDate, jsonBody, jsonResponse, LocationCode, LotCode, Note, Quantity, Reason, Sku, StockChange, StockRow } from './schemas.ts';
@@ -92,6 +93,15 @@ const routes = {
     method: 'get', path: '/stock/{sku}', summary: 'One product: levels per location, lots, and bundle availability',
     request: { params: z.object({ sku: Sku }) }, responses: { 200: jsonResponse('stock of one product', SkuStock) },
   }),
+  cached: protectedRoute('stock:read', {
+    method: 'get', path: '/stock/{sku}/{location}',
+    summary: 'One stock row, from the Redis projection when it has applied min_lsn (waits briefly), else from Postgres',
+    request: {
+      params: z.object({ sku: Sku, location: LocationCode }),
+      query: z.object({ min_lsn: z.string().regex(/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/).optional().openapi({ description: 'X-Stockwire-LSN of your write' }) }),
+    },
+    responses: { 200: jsonResponse('the stock row (X-Stockwire-Source: cache | database)', StockRow.partial({ updated_at: true })) },
+  }),
   movements: protectedRoute('movements:read', {
     method: 'get', path: '/movements', summary: 'The stock ledger, newest first',
     request: { query: MovementQuery }, responses: { 200: jsonResponse('ledger rows', z.object({ movements: z.array(Movement), next_before_id: z.string().nullable() })) },
@@ -171,6 +181,20 @@ export function stockRoutes(deps: RouteDeps) {
       sku, kind: 'simple' as const, levels: await sellableRows({ sku }),
       lots: lots.map((l) => ({ ...l, expired: l.expires_on <= today })),
     }, 200);
+  });
+
+  app.openapi(routes.cached, async (c) => {
+    const { sku, location } = c.req.valid('param');
+    const { min_lsn } = c.req.valid('query');
+    const cached = await deps.cache?.read(sku, location, min_lsn, deps.settings.readWaitMs ?? 2000);
+    if (cached) {
+      c.header('X-Stockwire-Source', 'cache');
+      return c.json(cached, 200);
+    }
+    c.header('X-Stockwire-Source', 'database');
+    const row = await readStockRow(deps.db, { sku, location });
+    if (!row) throw new NotFound('stock row', `${sku}@${location}`);
+    return c.json(row, 200);
   });
 
   app.openapi(routes.movements, async (c) => {

@@ -56,6 +56,11 @@ export interface ProjectorProps {
 const decoder = new TextDecoder();
 const STATUS_EVERY_MS = 250;
 
+/** Key of a projector's entry in the sync-status bucket (one bucket serves every stream). */
+export function statusKey(stream: string, projector: string): string {
+  return `${stream}.${projector}`;
+}
+
 /** Subject a projector's dead letters are published on (captured by the <stream>_DLQ stream). */
 export function deadLetterSubject(prefix: string, projector: string): string {
   return `dlq.${prefix}.${projector}`;
@@ -227,7 +232,7 @@ export class ProjectorRuntime {
         stream_seq: this.position.streamSeq,
         dead_letters: this.deadLetters,
       };
-      await this.props.status.put(this.props.name, JSON.stringify(status)).catch(() => {});
+      await this.props.status.put(statusKey(this.props.stream, this.props.name), JSON.stringify(status)).catch(() => {});
     }
   }
 }
