@@ -47,8 +47,8 @@ export async function startEmbeddedCluster(props: {
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       '-c', `wal_level=${props.walLevel ?? 'logical'}`,
-      '-c', 'max_replication_slots=10',
-      '-c', 'max_wal_senders=10',
+      '-c', 'max_replication_slots=30',
+      '-c', 'max_wal_senders=30',
       '-c', 'max_connections=200',
       '-c', 'unix_socket_directories=',
       ...Object.entries(props.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
