@@ -129,10 +129,12 @@ export async function startCountingProjector(props: { natsUrl?: string; names: P
   const nc = await connect({ servers: props.natsUrl ?? SHARED_NATS, maxReconnectAttempts: -1 });
   const effects = new Map<string, number>(); // message id → times the effect was applied (idempotent: stays 1)
   const seen: ChangeEvent[] = [];
+  const counters = { deliveries: 0 };
   const runtime = new ProjectorRuntime({
     nc, stream: props.names.stream, subjectPrefix: props.names.prefix, name: props.name ?? 'counting', log: pino({ level: 'silent' }),
     projection: {
       async apply(events) {
+        counters.deliveries += events.length;
         for (const e of events) {
           const id = messageIdFor(e.source);
           if (!effects.has(id)) {
@@ -147,12 +149,20 @@ export async function startCountingProjector(props: { natsUrl?: string; names: P
     const jsm = await jetstreamManager(nc);
     return (await jsm.streams.info(props.names.stream).then(() => true, () => undefined));
   });
-  const running = runtime.run();
+  let stopped = false;
+  // like the projector process: when the consumer changes (replay) or fails, run the loop again
+  const running = (async () => {
+    while (!stopped) {
+      await runtime.run().catch(() => {});
+      if (!stopped) await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
   return {
     effects,
     seen,
+    counters,
     runtime,
-    async stop() { await runtime.stop(); await running.catch(() => {}); await nc.close(); },
+    async stop() { stopped = true; await runtime.stop(); await running; await nc.close(); },
   };
 }
 
