@@ -13,6 +13,8 @@ import type { StreamMessage } from '../cdc/envelope.ts';
 import { compareLsn } from '../cdc/lsn.ts';
 import { publishSnapshot } from '../cdc/snapshot.ts';
 import { replayProjector } from '../projectors/runtime/replay.ts';
+import { ProjectorRuntime } from '../projectors/runtime/projector-runtime.ts';
+import pino from 'pino';
 import { ensureDatabase } from '../db/cluster.ts';
 import { createHarness, type Harness } from './harness.ts';
 import {
@@ -294,6 +296,53 @@ describe('rebuilding projections', () => {
       await projector.kill();
       await cdc.kill();
     } finally {
+      await cleanUp({ databaseUrl: h.url, names });
+    }
+  });
+});
+
+describe('projector runtime', () => {
+  it('dead-letters a change that can never apply, and one that keeps failing, with its error; the rest apply', async () => {
+    const names = uniqueNames('dlq');
+    const nc = await connect({ servers: SHARED_NATS });
+    try {
+      const cdc = startNodeProcess('cdc/main.ts', cdcEnv(h.url, names));
+      await until('the reader to stream', async () => ((await slotActive(names.slot)) ? true : undefined));
+      const applied: string[] = [];
+      const attempts = new Map<string, number>();
+      const runtime = new ProjectorRuntime({
+        nc, stream: names.stream, subjectPrefix: names.prefix, name: 'picky', log: pino({ level: 'silent' }), maxDeliver: 3,
+        projection: {
+          async apply(events) {
+            for (const e of events) {
+              const sku = String((e.after ?? e.before)!.sku ?? '');
+              attempts.set(sku, (attempts.get(sku) ?? 0) + 1);
+              if (e.table === 'stock_movements' && sku === SKUS[2]) throw Object.assign(new Error('bad row'), { permanent: true });
+              if (e.table === 'stock_movements' && sku === SKUS[3]) throw new Error('remote keeps failing');
+            }
+            for (const e of events) if (e.table === 'stock_movements') applied.push(String(e.after!.sku));
+          },
+        },
+      });
+      const running = runtime.run();
+      for (const sku of [SKUS[2]!, SKUS[3]!, SKUS[4]!]) {
+        await h.ok(200, 'POST', '/v1/adjustments', { body: { sku, location: 'MAIN', delta: 1, reason: 'found' } });
+      }
+      const jsm = await jetstreamManager(nc);
+      await until('two dead letters', async () => ((await jsm.streams.info(`${names.stream}_DLQ`)).state.messages >= 2 ? true : undefined), 30_000, 100);
+      const letters = (await Promise.all([1, 2].map((seq) => jsm.streams.getMessage(`${names.stream}_DLQ`, { seq })))).map((m) => m!);
+      const errors = letters.map((m) => m.header?.get('Stockwire-Error')).sort();
+      expect(errors).toEqual(['bad row', 'remote keeps failing']);
+      expect(letters.every((m) => m.subject === `dlq.${names.prefix}.picky`)).toBe(true);
+      expect(letters.map((m) => m.json<{ after: { sku: string } }>().after.sku).sort()).toEqual([SKUS[2], SKUS[3]]);
+      await until('the healthy change to apply', () => (applied.includes(SKUS[4]!) ? true : undefined));
+      expect(applied).not.toContain(SKUS[2]);
+      expect(attempts.get(SKUS[3]!)).toBeGreaterThanOrEqual(3); // retried with backoff before giving up
+      await runtime.stop();
+      await running;
+      await cdc.kill();
+    } finally {
+      await nc.close();
       await cleanUp({ databaseUrl: h.url, names });
     }
   });
