@@ -50,6 +50,7 @@ export class EventBuilder {
     switch (message.tag) {
       case 'begin': {
         if (!message.commitLsn) throw new Error('begin without commit LSN');
+        if (this.tx) throw new Error(`begin of transaction ${message.xid} while ${this.tx.info.txId} is still open`);
         const info: TransactionInfo = {
           txId: message.xid,
           commitLsn: formatLsn(parseLsn(message.commitLsn)), // the parser zero-pads; use Postgres' own spelling
@@ -72,7 +73,11 @@ export class EventBuilder {
         let event: ChangeEvent;
         if (message.tag === 'insert') event = { op: 'insert', table, before: null, after: plainRow(message.new)!, source };
         else if (message.tag === 'update') event = { op: 'update', table, before: plainRow(message.old ?? message.key), after: plainRow(message.new)!, source };
-        else event = { op: 'delete', table, before: plainRow(message.old ?? message.key)!, after: null, source };
+        else {
+          const before = plainRow(message.old ?? message.key);
+          if (!before) throw new Error(`delete on ${table} without a replica identity: set a primary key or REPLICA IDENTITY FULL`);
+          event = { op: 'delete', table, before, after: null, source };
+        }
         if (tx.held) this.sink.change(tx.held);
         tx.held = event;
         return;
