@@ -10,7 +10,8 @@ import pino from 'pino';
 import { openDatabase } from '../db/connection.ts';
 import { createApp } from './app.ts';
 import { createTokenVerifier } from './auth/tokens.ts';
-import { loadApiConfig, type ApiConfig } from './config.ts';
+import { configOrExit } from '../lib/env-config.ts';
+import { apiConfigSchema } from './config.ts';
 import { createCommandRunner } from './domain/command-runner.ts';
 import { createPiiCipher } from './domain/pii-cipher.ts';
 import { logRedaction } from './log-redaction.ts';
@@ -18,13 +19,7 @@ import { createMaintenance } from './maintenance.ts';
 import { createStockCacheReader, type StockCacheReader } from './read-models/stock-cache-reader.ts';
 import { createSyncStatusReader } from './read-models/sync-status.ts';
 
-let config: ApiConfig;
-try {
-  config = loadApiConfig();
-} catch (err) {
-  process.stderr.write(`stockwire api: ${(err as Error).message}\n`);
-  process.exit(2);
-}
+const config = configOrExit('api', apiConfigSchema);
 
 const log = pino({ level: config.LOG_LEVEL, base: { service: 'api' }, redact: logRedaction });
 const { db, pool, close } = openDatabase({ url: config.DATABASE_URL, max: config.DB_POOL_MAX, applicationName: 'stockwire-api' });

@@ -1,5 +1,6 @@
 /** Configuration of the cdc process: environment variables only, validated at start-up. */
 import { z } from 'zod';
+import { parseEnv } from '../lib/env-config.ts';
 
 export const cdcConfigSchema = z.object({
   DATABASE_URL: z.string().url().describe('Postgres with wal_level=logical'),
@@ -20,10 +21,7 @@ export const cdcConfigSchema = z.object({
 
 export type CdcConfig = z.infer<typeof cdcConfigSchema>;
 
+/** Parses the cdc configuration from `env`. */
 export function loadCdcConfig(env: NodeJS.ProcessEnv = process.env): CdcConfig {
-  const parsed = cdcConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
-  }
-  return parsed.data;
+  return parseEnv(cdcConfigSchema, env);
 }

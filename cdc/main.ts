@@ -11,7 +11,8 @@ import pg from 'pg';
 import pino from 'pino';
 import '../db/type-parsers.ts';
 import { startProbeServer } from '../lib/probe-server.ts';
-import { loadCdcConfig, type CdcConfig } from './config.ts';
+import { configOrExit } from '../lib/env-config.ts';
+import { cdcConfigSchema } from './config.ts';
 import { acquireLeadership } from './leader-lock.ts';
 import { createCdcMetrics } from './metrics.ts';
 import { CdcReader } from './reader.ts';
@@ -19,13 +20,7 @@ import { SlotLost } from './replication-stream.ts';
 import { ensureSlot, SchemaMismatch, slotLagBytes } from './slot-setup.ts';
 import { ensureCdcStream } from './stream-setup.ts';
 
-let config: CdcConfig;
-try {
-  config = loadCdcConfig();
-} catch (err) {
-  process.stderr.write(`stockwire cdc: ${(err as Error).message}\n`);
-  process.exit(2);
-}
+const config = configOrExit('cdc', cdcConfigSchema);
 
 const log = pino({ level: config.LOG_LEVEL, base: { service: 'cdc', slot: config.CDC_SLOT } });
 const metrics = createCdcMetrics();

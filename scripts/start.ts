@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { z } from 'zod';
 import { issueToken } from '../api/auth/tokens.ts';
+import { configOrExit } from '../lib/env-config.ts';
 import { createCommandRunner } from '../api/domain/command-runner.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrateUp } from '../db/migrator.ts';
@@ -35,12 +36,7 @@ interface Service {
 }
 
 const log = pino({ base: { service: 'launcher' } });
-const parsed = launcherConfig.safeParse(process.env);
-if (!parsed.success) {
-  process.stderr.write(`stockwire: invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n`);
-  process.exit(2);
-}
-const config = parsed.data;
+const config = configOrExit('launcher', launcherConfig);
 const dataDir = dataDirFromEnv();
 const secrets = await loadDevSecrets(dataDir);
 if (config.NODE_ENV === 'production' && (!process.env.JWT_SECRET || !process.env.PII_KEYS)) {

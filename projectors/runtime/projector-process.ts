@@ -7,6 +7,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
+import { configOrExit } from '../../lib/env-config.ts';
 import { startProbeServer } from '../../lib/probe-server.ts';
 import { createProjectorMetrics } from './metrics.ts';
 import { ProjectorRuntime, type Projection } from './projector-runtime.ts';
@@ -33,12 +34,7 @@ export interface ProjectorDefinition<C extends z.ZodObject> {
 }
 
 export async function runProjectorProcess<C extends z.ZodObject>(def: ProjectorDefinition<C>): Promise<void> {
-  const parsed = baseConfig.merge(def.config).safeParse(process.env);
-  if (!parsed.success) {
-    process.stderr.write(`stockwire ${def.name}: invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n`);
-    process.exit(2);
-  }
-  const config = parsed.data as z.infer<C> & ProjectorBaseConfig;
+  const config = configOrExit(def.name, baseConfig.merge(def.config)) as z.infer<C> & ProjectorBaseConfig;
   const name = `${def.name}${config.PROJECTOR_NAME_SUFFIX}`;
   const log = pino({ level: config.LOG_LEVEL, base: { service: 'projector', projector: name } });
   const metrics = createProjectorMetrics();
