@@ -28,6 +28,7 @@ export interface ReaderProps {
 }
 
 const encoder = new TextEncoder();
+const MARKER_HEARTBEAT_MS = 1000;
 
 export class CdcReader {
   private readonly acker = new SlotAcker();
@@ -38,6 +39,7 @@ export class CdcReader {
   private oldestOpenCommit: number | undefined;
   private confirmedSent = 0n;
   private markerSent = 0n;
+  private markerAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private pendingPublish: Promise<void> = Promise.resolve();
 
@@ -128,10 +130,12 @@ export class CdcReader {
     this.sendStatus(idle);
     if (idle) this.oldestOpenCommit = undefined;
     this.props.metrics?.lagSeconds.set(this.oldestOpenCommit ? Math.max(0, (Date.now() - this.oldestOpenCommit) / 1000) : 0);
-    if (idle && this.confirmedSent > this.markerSent) {
+    // a marker when the position moved, and at least once a second as the pipeline's heartbeat
+    if (idle && (this.confirmedSent > this.markerSent || Date.now() - this.markerAt >= MARKER_HEARTBEAT_MS)) {
       const lsn = this.confirmedSent;
       const marker: PositionMarker = { op: 'position', lsn: formatLsn(lsn), at: new Date().toISOString() };
       this.markerSent = lsn;
+      this.markerAt = Date.now();
       this.props.js.publish(positionSubject(this.props.subjectPrefix), encoder.encode(JSON.stringify(marker))).catch((err) => {
         this.markerSent = 0n; // try again next tick
         this.props.log.warn({ err }, 'position marker not published');

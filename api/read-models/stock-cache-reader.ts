@@ -1,7 +1,8 @@
 /**
  * The API's read side of the Redis stock projection. Reads are served from the cache when it has
- * applied at least the caller's `min_lsn` (waiting a bounded time for it), otherwise the caller falls
- * back to Postgres. Any Redis error also means "fall back": the cache is an accelerator, never the truth.
+ * applied at least the caller's `min_lsn` (waiting a bounded time for it) — or, without min_lsn, when
+ * the cache is live (its projector reported within maxStalenessMs) — otherwise the caller falls back to
+ * Postgres. Any Redis error also means "fall back": the cache is an accelerator, never the truth.
  */
 import type { Redis } from 'ioredis';
 import { compareLsn } from '../../cdc/lsn.ts';
@@ -24,9 +25,17 @@ export interface StockCacheReader {
   close(): Promise<void>;
 }
 
-export function createStockCacheReader(props: { redis: Redis; prefix: string; pollMs?: number }): StockCacheReader {
+export function createStockCacheReader(props: { redis: Redis; prefix: string; pollMs?: number; maxStalenessMs?: number; now?: () => number }): StockCacheReader {
   const { redis, prefix } = props;
   const pollMs = props.pollMs ?? 5;
+  const maxStalenessMs = props.maxStalenessMs ?? 5000;
+  const now = props.now ?? Date.now;
+
+  /** The projector refreshes applied_at at least once a second while the pipeline runs. */
+  async function live(): Promise<boolean> {
+    const appliedAt = await redis.hget(positionKey(prefix), 'applied_at');
+    return appliedAt !== null && now() - Date.parse(appliedAt) <= maxStalenessMs;
+  }
 
   async function appliedLsn(): Promise<string | undefined> {
     try {
@@ -51,7 +60,7 @@ export function createStockCacheReader(props: { redis: Redis; prefix: string; po
     appliedLsn,
     async read(sku, location, minLsn, waitMs) {
       try {
-        if (minLsn && !(await caughtUp(minLsn, waitMs))) return undefined;
+        if (minLsn ? !(await caughtUp(minLsn, waitMs)) : !(await live())) return undefined;
         const h = await redis.hgetall(stockKey(prefix, sku, location));
         if (!h.version || h.deleted === '1') return undefined;
         return { sku, location, on_hand: Number(h.on_hand), reserved: Number(h.reserved), available: Number(h.available), version: Number(h.version) };

@@ -2,7 +2,9 @@
  * The Redis projection of stock levels: one hash per (sku, location) at `<prefix>stock:<sku>:<location>`
  * holding on_hand, reserved, available and version. A write lands only when its version is newer than
  * the stored one (compare-and-set in Lua), so redelivered or reordered events change nothing. The applied
- * position (commit LSN, as fixed-width hex so Lua can compare it) moves forward only.
+ * position (commit LSN, as fixed-width hex so Lua can compare it) moves forward only; applied_at is
+ * refreshed by every batch, including the reader's once-a-second position markers, so readers can tell
+ * a live cache from one whose projector stopped.
  */
 import type { Redis, Result } from 'ioredis';
 import type { ChangeEvent } from '../../cdc/envelope.ts';
@@ -21,10 +23,12 @@ else
 end
 return 1`;
 
+// applied_at always moves (it is the cache's heartbeat); the position only forward
 const ADVANCE_POSITION = `
+redis.call('HSET', KEYS[1], 'applied_at', ARGV[4])
 local current = redis.call('HGET', KEYS[1], 'lsn_hex')
 if current and current >= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'lsn_hex', ARGV[1], 'lsn', ARGV[2], 'commit_time', ARGV[3], 'applied_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'lsn_hex', ARGV[1], 'lsn', ARGV[2], 'commit_time', ARGV[3])
 return 1`;
 
 /** Fixed-width hex of an LSN: compares as a string the way the LSN compares as a number. */
