@@ -9,6 +9,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { AppDeps, AppEnv, RouteDeps } from './context.ts';
 import { preparedOn } from '../db/sql-runner.ts';
 import { createCommandRunner } from './domain/command-runner.ts';
+import { createApiMetrics } from './metrics.ts';
 import { ApiError } from './errors.ts';
 import { authenticate } from './middleware/auth.ts';
 import { idempotencyKey } from './middleware/idempotency-key.ts';
@@ -22,8 +23,10 @@ import { commitPosition } from './middleware/commit-position.ts';
 const MAX_JSON_BODY = 1024 * 1024;
 
 export function createApp(deps: AppDeps) {
+  const metrics = deps.metrics ?? createApiMetrics();
   const routeDeps: RouteDeps = {
     ...deps,
+    metrics,
     runCommand: createCommandRunner({ db: deps.db }),
     prepared: preparedOn(deps.pool, deps.db),
     validationHook: (result) => {
@@ -38,7 +41,8 @@ export function createApp(deps: AppDeps) {
   };
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: routeDeps.validationHook });
-  app.use('*', requestContext({ log: deps.log }));
+  app.use('*', requestContext({ log: deps.log, metrics }));
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {

@@ -11,6 +11,7 @@ import type { Database } from '../db/schema.ts';
 import type { Principal, TokenVerifier } from './auth/tokens.ts';
 import type { RunCommand } from './domain/command-runner.ts';
 import type { PiiCipher } from './domain/pii-cipher.ts';
+import type { ApiMetrics } from './metrics.ts';
 import type { StockCacheReader } from './read-models/stock-cache-reader.ts';
 import type { SyncStatusReader } from './read-models/sync-status.ts';
 
@@ -27,9 +28,12 @@ export interface AppDeps {
   cache?: StockCacheReader | undefined;
   /** slot and projector positions, for GET /v1/sync/status */
   syncStatus?: SyncStatusReader | undefined;
+  /** Prometheus metrics (created by createApp when absent) */
+  metrics?: ApiMetrics | undefined;
 }
 
 export interface RouteDeps extends AppDeps {
+  metrics: ApiMetrics;
   runCommand: RunCommand;
   /** runs hot-path SQL as named prepared statements */
   prepared: SqlRunner;

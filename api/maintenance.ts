@@ -13,6 +13,7 @@ import { sealAuditRows } from './domain/audit-chain.ts';
 import type { RunCommand } from './domain/command-runner.ts';
 import { dueForExpiry, transitionOrder } from './domain/orders.ts';
 import { ApiError } from './errors.ts';
+import type { ApiMetrics } from './metrics.ts';
 
 const LEADER_LOCK_KEY = 0x5707_0002;
 const SWEEPER_ACTOR = 'system:expiry-sweeper';
@@ -25,10 +26,11 @@ export interface MaintenanceProps {
   log: Logger;
   clock: () => Date;
   intervalMs: number;
+  metrics?: ApiMetrics | undefined;
 }
 
 /** Expires every due reservation (one order per transaction); returns how many were released. */
-export async function expireDueOrders(props: Pick<MaintenanceProps, 'db' | 'runCommand' | 'clock' | 'log'>, limit = 500): Promise<number> {
+export async function expireDueOrders(props: Pick<MaintenanceProps, 'db' | 'runCommand' | 'clock' | 'log' | 'metrics'>, limit = 500): Promise<number> {
   const now = props.clock();
   const ids = await props.db.transaction().execute((trx) => dueForExpiry(trx, now, limit));
   let expired = 0;
@@ -44,6 +46,7 @@ export async function expireDueOrders(props: Pick<MaintenanceProps, 'db' | 'runC
     }
   }
   if (expired) props.log.info({ expired }, 'reservations expired');
+  props.metrics?.expired.inc(expired);
   return expired;
 }
 
@@ -79,6 +82,7 @@ export function createMaintenance(props: MaintenanceProps) {
 
   async function tick(): Promise<void> {
     if (!(await holdLeadership())) return;
+    props.metrics?.sweeps.inc();
     await expireDueOrders(props);
     while ((await sealAuditRows(props.db)) > 0) { /* drain the backlog */ }
     await sql`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${IDEMPOTENCY_RETENTION_HOURS})`.execute(props.db);

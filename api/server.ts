@@ -16,6 +16,7 @@ import { createCommandRunner } from './domain/command-runner.ts';
 import { createPiiCipher } from './domain/pii-cipher.ts';
 import { logRedaction } from './log-redaction.ts';
 import { createMaintenance } from './maintenance.ts';
+import { createApiMetrics } from './metrics.ts';
 import { createStockCacheReader, type StockCacheReader } from './read-models/stock-cache-reader.ts';
 import { createSyncStatusReader } from './read-models/sync-status.ts';
 
@@ -44,7 +45,9 @@ if (config.NATS_URL) {
     .catch((err: Error) => log.warn({ err: { message: err.message } }, 'NATS not reachable: /v1/sync/status will not list projectors'));
 }
 
+const metrics = createApiMetrics();
 const app = createApp({
+  metrics,
   db,
   pool,
   log,
@@ -56,7 +59,7 @@ const app = createApp({
   syncStatus: createSyncStatusReader({ db, slot: config.CDC_SLOT, stream: config.CDC_STREAM, nats: () => nats }),
 });
 const maintenance = createMaintenance({
-  databaseUrl: config.DATABASE_URL, db, runCommand: createCommandRunner({ db }), log, clock, intervalMs: config.SWEEP_INTERVAL_MS,
+  databaseUrl: config.DATABASE_URL, db, runCommand: createCommandRunner({ db }), log, clock, intervalMs: config.SWEEP_INTERVAL_MS, metrics,
 });
 
 const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

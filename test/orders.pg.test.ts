@@ -212,3 +212,18 @@ describe('the locking transaction path (fallback when optimistic attempts keep l
     expect((await stock('CREAM-TX')).reserved).toBe(3);
   });
 });
+
+describe('metrics', () => {
+  it('counts reservations by outcome and times requests by route pattern', async () => {
+    await h.fixtures.order([{ sku: 'SHEET-A', qty: 1 }]);
+    await h.call('POST', '/v1/orders', { role: 'order-system', body: { lines: [{ sku: 'SHEET-A', qty: 100_000 }] } });
+    const res = await h.app.request('/metrics');
+    const text = await res.text();
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    expect(text).toMatch(/stockwire_reservations_total\{outcome="reserved"\} [1-9]/);
+    expect(text).toMatch(/stockwire_reservations_total\{outcome="insufficient_stock"\} [1-9]/);
+    expect(text).toMatch(/stockwire_http_request_duration_seconds_count\{method="POST",route="\/v1\/orders",status="201"\} [1-9]/);
+    expect(text).toMatch(/route="\/v1\/orders\/:id\/confirm"/);
+    expect(text).not.toMatch(/route="\/v1\/orders\/[0-9a-f]{8}-/); // ids never become labels
+  });
+});

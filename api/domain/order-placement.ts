@@ -145,6 +145,20 @@ function needsOf(picks: ReservationPick[]) {
 
 /** Places an order: optimistic single-statement attempts, then the locking transaction. */
 export async function placeOrder(
+  deps: { run: SqlRunner; runCommand: RunCommand; onRefused?: (code: string) => void },
+  meta: CommandMeta,
+  ctx: Omit<Ctx, 'trx'>,
+  input: NewOrder,
+): Promise<CommandResult<OrderView>> {
+  try {
+    return await placeOrderAttempts(deps, meta, ctx, input);
+  } catch (err) {
+    deps.onRefused?.((err as { code?: string }).code ?? 'error');
+    throw err;
+  }
+}
+
+async function placeOrderAttempts(
   deps: { run: SqlRunner; runCommand: RunCommand },
   meta: CommandMeta,
   ctx: Omit<Ctx, 'trx'>,

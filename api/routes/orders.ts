@@ -83,7 +83,7 @@ export function ordersRoutes(deps: RouteDeps) {
     const body = c.req.valid('json');
     const contact = body.customer && (body.customer.email || body.customer.phone) ? deps.cipher.encrypt(JSON.stringify(body.customer)) : null;
     const result = await placeOrder(
-      { run: deps.prepared, runCommand: deps.runCommand },
+      { run: deps.prepared, runCommand: deps.runCommand, onRefused: (code) => deps.metrics.reservations.inc({ outcome: code === 'insufficient_stock' ? code : 'refused' }) },
       commandMeta(c, body),
       { actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() },
       {
@@ -95,6 +95,7 @@ export function ordersRoutes(deps: RouteDeps) {
       },
     );
     replayHeader(c, result);
+    deps.metrics.reservations.inc({ outcome: result.replayed ? 'replayed' : 'reserved' });
     c.get('log').info({ orderId: result.body.id, replayed: result.replayed }, 'order reserved');
     return c.json(result.body, 201);
   });
