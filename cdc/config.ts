@@ -13,6 +13,7 @@ export const cdcConfigSchema = z.object({
   CDC_STATUS_INTERVAL_MS: z.coerce.number().int().min(10).max(10_000).default(100).describe('how often progress is confirmed to Postgres'),
   CDC_STREAM_MAX_AGE_HOURS: z.coerce.number().positive().default(168),
   CDC_STREAM_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  CDC_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1).describe('stream replicas (3 on a 3-node NATS cluster)'),
   CDC_DUPLICATE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(600).describe('JetStream de-duplication window'),
   CDC_LEADER_POLL_MS: z.coerce.number().int().min(50).default(500).describe('how often a standby tries to become active'),
   CDC_PROBE_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('/healthz, /readyz, /metrics (0 = any free port)'),

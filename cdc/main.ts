@@ -46,7 +46,7 @@ async function runOnce(): Promise<void> {
     nc = await connect({ servers: config.NATS_URL.split(','), name: `stockwire-cdc-${process.pid}`, maxReconnectAttempts: -1 });
     await ensureCdcStream(nc, {
       stream: config.CDC_STREAM, subjectPrefix: config.CDC_SUBJECT_PREFIX, maxAgeHours: config.CDC_STREAM_MAX_AGE_HOURS,
-      maxBytes: config.CDC_STREAM_MAX_BYTES, duplicateWindowSeconds: config.CDC_DUPLICATE_WINDOW_SECONDS,
+      maxBytes: config.CDC_STREAM_MAX_BYTES, duplicateWindowSeconds: config.CDC_DUPLICATE_WINDOW_SECONDS, replicas: config.CDC_STREAM_REPLICAS,
     });
     const { created } = await ensureSlot({ databaseUrl: config.DATABASE_URL, slot: config.CDC_SLOT, publication: config.CDC_PUBLICATION });
     if (created) log.warn('replication slot created: changes before now are not in the stream; run npm run resync to publish current state');
