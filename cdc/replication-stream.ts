@@ -37,7 +37,7 @@ export interface ReplicationStreamProps {
 export class ReplicationStream {
   private readonly client: pg.Client;
   private readonly plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [] });
-  private readonly queue: Buffer[] = [];
+  private readonly queue: ServerMessage[] = [];
   private draining = false;
   private paused = false;
   private failure: ((err: Error) => void) | undefined;
@@ -53,7 +53,15 @@ export class ReplicationStream {
     const connection = (this.client as unknown as { connection: CopyConnection }).connection;
     this.connection = connection;
     connection.on('copyData', ({ chunk }) => {
-      this.queue.push(chunk);
+      // parse now: the chunk is a view into the driver's read buffer, which is reused as more data arrives
+      let parsed: ServerMessage | undefined;
+      try {
+        parsed = this.parse(chunk);
+      } catch (err) {
+        this.failure?.(err as Error);
+        return;
+      }
+      if (parsed) this.queue.push(parsed);
       if (this.queue.length > HIGH_WATER && !this.paused) {
         this.paused = true;
         connection.stream.pause();
@@ -78,9 +86,7 @@ export class ReplicationStream {
     this.draining = true;
     try {
       while (this.queue.length) {
-        const chunk = this.queue.shift()!;
-        const parsed = this.parse(chunk);
-        if (parsed) await this.props.onMessage(parsed);
+        await this.props.onMessage(this.queue.shift()!);
         if (this.paused && this.queue.length < LOW_WATER) {
           this.paused = false;
           this.connection?.stream.resume();
