@@ -16,6 +16,7 @@ export const cdcConfigSchema = z.object({
   CDC_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1).describe('stream replicas (3 on a 3-node NATS cluster)'),
   CDC_DUPLICATE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(600).describe('JetStream de-duplication window'),
   CDC_LEADER_POLL_MS: z.coerce.number().int().min(50).default(500).describe('how often a standby tries to become active'),
+  PROBE_HOST: z.string().default('127.0.0.1').describe('interface of /healthz /readyz /metrics (0.0.0.0 in containers)'),
   CDC_PROBE_PORT: z.coerce.number().int().min(0).max(65535).default(9464).describe('/healthz, /readyz, /metrics (0 = any free port)'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -28,7 +28,7 @@ const stopping = new AbortController();
 let streaming = false;
 let current: { reader: CdcReader; nc: NatsConnection } | undefined;
 
-const probe = await startProbeServer({ port: config.CDC_PROBE_PORT, registry: metrics.registry, ready: () => streaming });
+const probe = await startProbeServer({ port: config.CDC_PROBE_PORT, host: config.PROBE_HOST, registry: metrics.registry, ready: () => streaming });
 log.info({ probePort: probe.port() }, 'cdc probes listening');
 
 async function runOnce(): Promise<void> {
@@ -74,6 +74,9 @@ async function runOnce(): Promise<void> {
     await lagClient.end().catch(() => {});
     await leadership.release();
     metrics.active.set(0);
+    // a standby reports no lag of its own: only the active reader's figures mean anything
+    metrics.lagBytes.set(0);
+    metrics.lagSeconds.set(0);
   }
 }
 

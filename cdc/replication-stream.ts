@@ -76,7 +76,9 @@ export class ReplicationStream {
       await Promise.race([started, failed]);
     } catch (err) {
       const message = (err as Error).message ?? '';
-      if (/replication slot .* does not exist|can no longer get changes/i.test(message)) throw new SlotLost(message, { cause: err });
+      if (/replication slot .* does not exist|can no longer get changes|publication .* does not exist/i.test(message)) {
+        throw new SlotLost(`${message} — drop and recreate the slot, then npm run resync`, { cause: err });
+      }
       throw err;
     }
   }

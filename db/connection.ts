@@ -23,5 +23,10 @@ export function openDatabase(props: { url: string; max?: number; applicationName
   // an idle client's error (server restart) must not crash the process; the next query reconnects
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, pool, close: () => db.destroy() };
+  // kysely only ends the pool it has used; end it ourselves when only raw queries ran (migrations)
+  const close = async () => {
+    await db.destroy();
+    if (!pool.ended) await pool.end();
+  };
+  return { db, pool, close };
 }

@@ -11,12 +11,17 @@ import { dataDirFromEnv } from './dev-secrets.ts';
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { steps: { type: 'string' } } });
 const direction = positionals[0] ?? 'up';
+const steps = Number(values.steps ?? 1);
+if (!['up', 'down'].includes(direction) || !Number.isInteger(steps) || steps < 1) {
+  process.stderr.write('usage: npm run migrate  |  npm run migrate:down [-- --steps N]  (N a whole number ≥ 1)\n');
+  process.exit(2);
+}
 const log = pino({ base: { service: 'migrate' } });
 const database = await resolveDatabase({ dataDir: dataDirFromEnv() });
 const { pool, close } = openDatabase({ url: database.url, max: 2 });
 try {
   const result = direction === 'down'
-    ? await migrateDown({ pool, steps: Number(values.steps ?? 1), log })
+    ? await migrateDown({ pool, steps, log })
     : await migrateUp({ pool, log });
   log.info(result, result.applied.length || result.reverted.length ? 'migrations done' : 'schema already up to date');
 } finally {

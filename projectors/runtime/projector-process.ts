@@ -19,6 +19,7 @@ const baseConfig = z.object({
   CDC_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('CDC'),
   CDC_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('cdc'),
   PROJECTOR_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  PROBE_HOST: z.string().default('127.0.0.1').describe('interface of /healthz /readyz /metrics (0.0.0.0 in containers)'),
   PROJECTOR_PROBE_PORT: z.coerce.number().int().min(0).max(65535).default(0).describe('/healthz /readyz /metrics (0 = any free port)'),
   PROJECTOR_NAME_SUFFIX: z.string().regex(/^[a-z0-9_-]{0,32}$/).default('').describe('tests: distinct durable names per run'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -41,7 +42,7 @@ export async function runProjectorProcess<C extends z.ZodObject>(def: ProjectorD
   let runtime: ProjectorRuntime | undefined;
   let nc: NatsConnection | undefined;
   let stopping = false;
-  const probe = await startProbeServer({ port: config.PROJECTOR_PROBE_PORT, registry: metrics.registry, ready: () => runtime !== undefined });
+  const probe = await startProbeServer({ port: config.PROJECTOR_PROBE_PORT, host: config.PROBE_HOST, registry: metrics.registry, ready: () => runtime !== undefined });
   log.info({ probePort: probe.port() }, 'projector probes listening');
 
   const stop = async (signal: string) => {

@@ -167,29 +167,37 @@ export class ProjectorRuntime {
       this.props.metrics?.eventsApplied.inc({ projector: this.props.name }, changes.length);
     } catch (err) {
       this.props.log.warn({ err: { message: (err as Error).message }, size: changes.length }, 'batch failed; retrying its messages one by one');
-      for (const p of parsed) {
+      let settled = parsed.length;
+      for (const [i, p] of parsed.entries()) {
         if (p.event.op === 'position') {
           p.m.ack();
           continue;
         }
-        await this.applyOne(p.m, p.event);
+        if (!(await this.applyOne(p.m, p.event)) && settled === parsed.length) settled = i;
       }
+      // the applied position must not pass a change that is still waiting for redelivery
+      await this.advance(parsed.slice(0, settled));
+      return;
     }
     await this.advance(parsed);
   }
 
-  private async applyOne(m: JsMsg, event: ChangeEvent) {
+  /** Applies one change; true when it is settled (applied or dead-lettered), false when it will be redelivered. */
+  private async applyOne(m: JsMsg, event: ChangeEvent): Promise<boolean> {
     try {
       await this.props.projection.apply([event]);
       m.ack();
       this.props.metrics?.eventsApplied.inc({ projector: this.props.name });
+      return true;
     } catch (err) {
       if (isPermanent(err) || m.info.deliveryCount >= this.maxDeliver) {
         await this.deadLetter(m, err as Error);
+        return true;
       } else {
         const delay = redeliveryDelayMs(m.info.deliveryCount, err);
         this.props.log.warn({ err: { message: (err as Error).message }, subject: m.subject, delivery: m.info.deliveryCount, retryInMs: delay }, 'change not applied; will be redelivered');
         m.nak(delay);
+        return false;
       }
     }
   }
