@@ -13,6 +13,7 @@ COPY api ./api
 COPY cdc ./cdc
 COPY projectors ./projectors
 COPY db ./db
+COPY lib ./lib
 COPY scripts ./scripts
 USER node
 EXPOSE 8080
