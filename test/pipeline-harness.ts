@@ -126,7 +126,7 @@ export async function startPrivateNats() {
 
 /** An in-process projector that remembers every change it applied, keyed by its message id. */
 export async function startCountingProjector(props: { natsUrl?: string; names: PipelineNames; name?: string }) {
-  const nc = await connect({ servers: props.natsUrl ?? SHARED_NATS, maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: (props.natsUrl ?? SHARED_NATS).split(','), maxReconnectAttempts: -1 });
   const effects = new Map<string, number>(); // message id → times the effect was applied (idempotent: stays 1)
   const seen: ChangeEvent[] = [];
   const counters = { deliveries: 0 };
@@ -178,7 +178,7 @@ export async function cleanUp(props: { databaseUrl: string; names: PipelineNames
   }).finally(() => client.end().catch(() => {}));
   let nc: NatsConnection | undefined;
   try {
-    nc = await connect({ servers: props.natsUrl ?? SHARED_NATS, reconnect: false });
+    nc = await connect({ servers: (props.natsUrl ?? SHARED_NATS).split(','), reconnect: false });
     const jsm = await jetstreamManager(nc);
     for (const s of [props.names.stream, `${props.names.stream}_DLQ`]) await jsm.streams.delete(s).catch(() => {});
     const kv = await new Kvm(nc).open(STATUS_BUCKET).catch(() => undefined);

@@ -116,7 +116,8 @@ export class ProjectorRuntime {
     await this.setup();
     const consumer = await jetstream(this.props.nc).consumers.get(this.props.stream, this.props.name);
     // a deleted or recreated consumer (replay) ends the loop at once, so the owner restarts it on the new one
-    this.messages = await consumer.consume({ max_messages: this.batchSize * 4, abort_on_missing_resource: true });
+    // short pull expiry: after a NATS node dies the pull is re-issued within seconds, not after 30 s
+    this.messages = await consumer.consume({ max_messages: this.batchSize * 4, expires: 5000, abort_on_missing_resource: true });
     for await (const m of this.messages) {
       if (this.failure) break;
       this.queue.push(m);
