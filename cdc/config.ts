@@ -10,6 +10,7 @@ export const cdcConfigSchema = z.object({
   CDC_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('CDC').describe('JetStream stream name'),
   CDC_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('cdc').describe('subjects are <prefix>.<table>.<op>'),
   CDC_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(65_536).default(4096).describe('publish acknowledgements in flight'),
+  CDC_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000).describe('a publish not acknowledged by then restarts the reader (re-sends are de-duplicated)'),
   CDC_STATUS_INTERVAL_MS: z.coerce.number().int().min(10).max(10_000).default(100).describe('how often progress is confirmed to Postgres'),
   CDC_STREAM_MAX_AGE_HOURS: z.coerce.number().positive().default(168),
   CDC_STREAM_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),

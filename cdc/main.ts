@@ -56,7 +56,7 @@ async function runOnce(): Promise<void> {
     }, 1000);
     reader = new CdcReader({
       databaseUrl: config.DATABASE_URL, slot: config.CDC_SLOT, publication: config.CDC_PUBLICATION, subjectPrefix: config.CDC_SUBJECT_PREFIX,
-      js: jetstream(nc), maxInFlight: config.CDC_MAX_IN_FLIGHT, statusIntervalMs: config.CDC_STATUS_INTERVAL_MS, log, metrics,
+      js: jetstream(nc), maxInFlight: config.CDC_MAX_IN_FLIGHT, publishTimeoutMs: config.CDC_PUBLISH_TIMEOUT_MS, statusIntervalMs: config.CDC_STATUS_INTERVAL_MS, log, metrics,
     });
     current = { reader, nc };
     streaming = true;

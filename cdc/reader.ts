@@ -22,6 +22,7 @@ export interface ReaderProps {
   subjectPrefix: string;
   js: JetStreamClient;
   maxInFlight: number;
+  publishTimeoutMs?: number;
   statusIntervalMs: number;
   log: Logger;
   metrics?: CdcMetrics;
@@ -47,6 +48,7 @@ export class CdcReader {
     this.publisher = new WindowedPublisher({
       js: props.js,
       maxInFlight: props.maxInFlight,
+      timeoutMs: props.publishTimeoutMs,
       onLatency: (s) => props.metrics?.publishLatency.observe(s),
     });
     this.builder = new EventBuilder({

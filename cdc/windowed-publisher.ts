@@ -16,7 +16,7 @@ export class WindowedPublisher {
   private failure: Error | undefined;
   private drained: (() => void)[] = [];
 
-  constructor(private readonly props: { js: JetStreamClient; maxInFlight: number; timeoutMs?: number; onLatency?: (seconds: number) => void }) {}
+  constructor(private readonly props: { js: JetStreamClient; maxInFlight: number; timeoutMs?: number | undefined; onLatency?: (seconds: number) => void }) {}
 
   /** Sends one message; `onAck` runs when JetStream stored it (or reported it as a duplicate). */
   async publish(subject: string, payload: Uint8Array, msgID: string, onAck: () => void): Promise<void> {
@@ -28,7 +28,7 @@ export class WindowedPublisher {
     this.inFlight += 1;
     const started = performance.now();
     this.props.js
-      .publish(subject, payload, { msgID, timeout: this.props.timeoutMs ?? 10_000 })
+      .publish(subject, payload, { msgID, timeout: this.props.timeoutMs ?? 5000 })
       .then(() => {
         this.props.onLatency?.((performance.now() - started) / 1000);
         onAck();
