@@ -9,7 +9,7 @@ import { placeOrder } from '../domain/order-placement.ts';
 import { readOrder, transitionOrder, type OrderView } from '../domain/orders.ts';
 import type { TargetStatus } from '../domain/order-state.ts';
 import { NotFound } from '../errors.ts';
-import { commandMeta, protectedRoute, replayHeader } from './route-kit.ts';
+import { commandMeta, executeCommand, protectedRoute, replayHeader } from './route-kit.ts';
 import { IdempotencyHeader, jsonBody, jsonResponse, LocationCode, Order, Quantity, Sku } from './schemas.ts';
 
 const CreateOrder = z
@@ -103,10 +103,7 @@ export function ordersRoutes(deps: RouteDeps) {
   for (const t of TRANSITIONS) {
     app.openapi(transitionRoute(t.path, t.summary), async (c) => {
       const { id } = c.req.valid('param');
-      const result = await deps.runCommand(commandMeta(c, { id, to: t.to }), (trx) =>
-        transitionOrder({ trx, actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() }, id, t.to),
-      );
-      replayHeader(c, result);
+      const result = await executeCommand(c, deps, { id, to: t.to }, (ctx) => transitionOrder(ctx, id, t.to));
       c.get('log').info({ orderId: id, status: result.body.status }, 'order transition');
       return c.json(result.body, 200);
     });

@@ -5,7 +5,7 @@ import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv, RouteDeps } from '../context.ts';
 import { createProduct, listProducts, updateProduct } from '../domain/catalog.ts';
 import { ApiError, NotFound } from '../errors.ts';
-import { commandMeta, protectedRoute, replayHeader } from './route-kit.ts';
+import { executeCommand, protectedRoute } from './route-kit.ts';
 import { IdempotencyHeader, jsonBody, jsonResponse, LocationCode, Product, Sku } from './schemas.ts';
 
 const Component = z.object({ sku: Sku, qty: z.number().int().min(1).max(1000) });
@@ -88,21 +88,20 @@ export function productRoutes(deps: RouteDeps) {
 
   app.openapi(routes.create, async (c) => {
     const body = c.req.valid('json');
-    const result = await deps.runCommand(commandMeta(c, body), (trx) => createProduct(trx, body));
-    replayHeader(c, result);
+    const result = await executeCommand(c, deps, body, (ctx) => createProduct(ctx.trx, body));
     return c.json(result.body, 201);
   });
 
   app.openapi(routes.update, async (c) => {
     const { sku } = c.req.valid('param');
     const body = c.req.valid('json');
-    const result = await deps.runCommand(commandMeta(c, body), (trx) => updateProduct(trx, sku, body));
+    const result = await executeCommand(c, deps, body, (ctx) => updateProduct(ctx.trx, sku, body));
     return c.json(result.body, 200);
   });
 
   app.openapi(routes.remove, async (c) => {
     const { sku } = c.req.valid('param');
-    const result = await deps.runCommand(commandMeta(c, { sku }), (trx) => updateProduct(trx, sku, { active: false }));
+    const result = await executeCommand(c, deps, { sku }, (ctx) => updateProduct(ctx.trx, sku, { active: false }));
     return c.json(result.body, 200);
   });
 
@@ -113,12 +112,11 @@ export function productRoutes(deps: RouteDeps) {
 
   app.openapi(routes.createLocation, async (c) => {
     const body = c.req.valid('json');
-    const result = await deps.runCommand(commandMeta(c, body), async (trx) => {
+    const result = await executeCommand(c, deps, body, async ({ trx }) => {
       const row = await trx.insertInto('locations').values(body).onConflict((oc) => oc.column('code').doNothing()).returning(['code', 'name']).executeTakeFirst();
       if (!row) throw new ApiError(409, 'already_exists', `location ${body.code} already exists`, { code: body.code });
       return { status: 201 as const, body: row, audit: { action: 'location.create', entity: 'location', entityId: row.code, after: row } };
     });
-    replayHeader(c, result);
     return c.json(result.body, 201);
   });
 

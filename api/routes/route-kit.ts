@@ -7,7 +7,7 @@ import { createRoute, type RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { Action } from '../auth/permissions.ts';
 import type { AppEnv } from '../context.ts';
-import { hashRequest, type CommandMeta, type CommandResult } from '../domain/command-runner.ts';
+import { hashRequest, type CommandMeta, type CommandOutcome, type CommandResult, type CommandTx, type RunCommand } from '../domain/command-runner.ts';
 import { authorize } from '../middleware/auth.ts';
 import { errorResponses } from './schemas.ts';
 
@@ -31,6 +31,30 @@ export function commandMeta(c: Context<AppEnv>, body: unknown): CommandMeta {
     ip: clientIp(c),
     idempotency: key ? { key, requestHash: hashRequest(c.req.method, c.req.path, body) } : undefined,
   };
+}
+
+/** What a domain command needs from the request: its transaction, actor, request id and the time. */
+export interface RequestCommandContext {
+  trx: CommandTx;
+  actor: string;
+  requestId: string;
+  now: Date;
+}
+
+/**
+ * Runs a domain command for this request through the command runner (one transaction with audit and
+ * idempotency) and marks a replayed answer.
+ */
+export async function executeCommand<T>(
+  c: Context<AppEnv>,
+  deps: { runCommand: RunCommand; clock: () => Date },
+  body: unknown,
+  command: (ctx: RequestCommandContext) => Promise<CommandOutcome<T>>,
+): Promise<CommandResult<T>> {
+  const result = await deps.runCommand(commandMeta(c, body), (trx) =>
+    command({ trx, actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() }));
+  replayHeader(c, result);
+  return result;
 }
 
 /** Marks replayed answers so callers can tell a retry from a first execution. */

@@ -11,7 +11,7 @@ import { dayOf } from '../domain/orders.ts';
 import { adjustStock, receiveStock, transferStock } from '../domain/stock-commands.ts';
 import { readStockRow } from '../domain/stock-rows.ts';
 import { NotFound } from '../errors.ts';
-import { commandMeta, protectedRoute, replayHeader } from './route-kit.ts';
+import { executeCommand, protectedRoute } from './route-kit.ts';
 import { IdempotencyHeader, IsoDate, jsonBody, jsonResponse, LocationCode, LotCode, Note, Quantity, Reason, Sku, StockChange, StockRow } from './schemas.ts';
 
 const Adjustment = z
@@ -117,25 +117,19 @@ export function stockRoutes(deps: RouteDeps) {
 
   app.openapi(routes.adjust, async (c) => {
     const body = c.req.valid('json');
-    const result = await deps.runCommand(commandMeta(c, body), (trx) =>
-      adjustStock({ trx, actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() }, body));
-    replayHeader(c, result);
+    const result = await executeCommand(c, deps, body, (ctx) => adjustStock(ctx, body));
     return c.json(result.body, 200);
   });
 
   app.openapi(routes.receive, async (c) => {
     const body = c.req.valid('json');
-    const result = await deps.runCommand(commandMeta(c, body), (trx) =>
-      receiveStock({ trx, actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() }, body));
-    replayHeader(c, result);
+    const result = await executeCommand(c, deps, body, (ctx) => receiveStock(ctx, body));
     return c.json(result.body, 201);
   });
 
   app.openapi(routes.transfer, async (c) => {
     const body = c.req.valid('json');
-    const result = await deps.runCommand(commandMeta(c, body), (trx) =>
-      transferStock({ trx, actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() }, body));
-    replayHeader(c, result);
+    const result = await executeCommand(c, deps, body, (ctx) => transferStock(ctx, body));
     return c.json(result.body, 201);
   });
 
