@@ -6,7 +6,6 @@
  */
 import pg from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { formatLsn } from './lsn.ts';
 
 export type ServerMessage =
   | { kind: 'data'; walStart: bigint; message: Pgoutput.Message }
@@ -129,9 +128,5 @@ export class ReplicationStream {
   /** Ends the replication connection. */
   async stop(): Promise<void> {
     await this.client.end().catch(() => {});
-  }
-
-  describe(lsn: bigint): string {
-    return formatLsn(lsn);
   }
 }

@@ -2,7 +2,7 @@
  * Kysely table types for the core schema (db/migrations/0001_core.up.sql).
  * Kept by hand next to the migrations: a migration that changes a table changes its interface here.
  */
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 /** bigint columns arrive as strings from pg; we write numbers. */
@@ -150,7 +150,5 @@ export interface Database {
 }
 
 export type Product = Selectable<ProductsTable>;
-export type StockLevel = Selectable<StockLevelsTable>;
 export type Lot = Selectable<LotsTable>;
 export type Order = Selectable<OrdersTable>;
-export type NewMovement = Insertable<StockMovementsTable>;

@@ -7,7 +7,7 @@
  * a live cache from one whose projector stopped.
  */
 import type { Redis, Result } from 'ioredis';
-import type { ChangeEvent } from '../../cdc/envelope.ts';
+import { rowOf, type ChangeEvent } from '../../cdc/envelope.ts';
 import { parseLsn } from '../../cdc/lsn.ts';
 import type { AppliedPosition, Projection } from '../runtime/projector-runtime.ts';
 
@@ -62,7 +62,7 @@ export function createStockCache(props: { redis: Redis; prefix: string }): Proje
       let writes = 0;
       for (const e of events) {
         if (e.table !== 'stock_levels') continue;
-        const row = (e.after ?? e.before) as { sku: string; location: string; on_hand: number; reserved: number; version: string | number };
+        const row = rowOf(e) as { sku: string; location: string; on_hand: number; reserved: number; version: string | number };
         const onHand = Number(row.on_hand);
         const reserved = Number(row.reserved);
         pipeline.stockSetIfNewer(stockKey(prefix, row.sku, row.location), String(row.version), String(onHand), String(reserved), String(onHand - reserved), e.op === 'delete' ? '1' : '0');
