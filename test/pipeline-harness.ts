@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -18,6 +17,7 @@ import type { ChangeEvent } from '../cdc/envelope.ts';
 import { messageIdFor } from '../cdc/envelope.ts';
 import { ProjectorRuntime } from '../projectors/runtime/projector-runtime.ts';
 import { STATUS_BUCKET } from '../projectors/runtime/projector-process.ts';
+import { portOpen } from '../scripts/nats-server.ts';
 import { freePort } from './free-port.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -99,11 +99,7 @@ export async function startPrivateNats() {
   await chmod(dir, 0o755);
   const port = await freePort();
   let child: ChildProcess | undefined;
-  const isUp = () => new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
+  const isUp = () => portOpen(new URL(`nats://127.0.0.1:${port}`));
   async function start() {
     child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
     await until('nats-server to listen', async () => ((await isUp()) ? true : undefined), 10_000, 20);

@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -14,7 +13,9 @@ import { Redis } from 'ioredis';
 import { STATUS_BUCKET } from '../projectors/runtime/projector-process.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCluster } from '../db/cluster.ts';
+import { portOpen } from '../scripts/nats-server.ts';
 import { freePort } from './free-port.ts';
+import { until } from './pipeline-harness.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const started: ChildProcess[] = [];
@@ -61,23 +62,7 @@ function launch(env: Record<string, string>) {
   return { child, exited, out: () => stdout, err: () => stderr };
 }
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
+const listening = (port: number) => portOpen(new URL(`tcp://127.0.0.1:${port}`));
 
 describe('npm start', () => {
   it('serves the demo catalog with the printed token and stops cleanly on SIGINT', async () => {
@@ -125,8 +110,8 @@ describe('npm start', () => {
 
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
-    expect(await portOpen(port)).toBe(false);
-    expect(await portOpen(pgPort)).toBe(false);
+    expect(await listening(port)).toBe(false);
+    expect(await listening(pgPort)).toBe(false);
   });
 
   it('refuses a DATABASE_URL whose wal_level is not logical, naming the setting', async () => {
