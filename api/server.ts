@@ -3,6 +3,8 @@
  * shut down cleanly on SIGTERM/SIGINT. It writes only to Postgres; Redis (stock projection) and NATS
  * (projector positions) are only read, and their absence only slows reads down.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { serve } from '@hono/node-server';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
@@ -62,17 +64,44 @@ const maintenance = createMaintenance({
   databaseUrl: config.DATABASE_URL, db, runCommand: createCommandRunner({ db }), log, clock, intervalMs: config.SWEEP_INTERVAL_MS, metrics,
 });
 
-const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
+let stopping = false;
+// requests whose handler is still running (a client that hung up does not stop its handler)
+let handling = 0;
+const fetch: typeof app.fetch = async (...args) => {
+  handling += 1;
+  try {
+    return await app.fetch(...args);
+  } finally {
+    handling -= 1;
+  }
+};
+const server = serve({ fetch, hostname: config.HOST, port: config.PORT }, (info) => {
   log.info({ url: `http://${config.HOST}:${info.port}` }, 'api listening');
 });
 maintenance.start();
 
-let stopping = false;
+// open connections, so shutdown closes the pool only after the last answer went out
+const sockets = new Set<Socket>();
+server.on('connection', (socket: Socket) => {
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+});
+server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+  if (stopping) res.setHeader('connection', 'close'); // keep-alive clients reconnect elsewhere
+});
+
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'api stopping');
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const http = server as unknown as { close(): void; closeIdleConnections(): void; closeAllConnections(): void };
+  http.close();
+  const deadline = Date.now() + 10_000;
+  while ((sockets.size > 0 || handling > 0) && Date.now() < deadline) {
+    http.closeIdleConnections();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  http.closeAllConnections();
   await maintenance.stop();
   await cache?.close();
   await nats?.close().catch(() => {});

@@ -17,6 +17,7 @@ import { receiveStock } from '../api/domain/stock-commands.ts';
 import { ensureDatabase, startEmbeddedCluster } from '../db/cluster.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrateUp } from '../db/migrator.ts';
+import { waitForHttpOk } from '../lib/wait-http.ts';
 import { freePort } from '../test/free-port.ts';
 import { DEMO_PRODUCTS, seedDemoCatalog } from './demo-catalog.ts';
 
@@ -52,10 +53,7 @@ const api = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const base = `http://127.0.0.1:${port}`;
-for (let i = 0; i < 200; i++) {
-  try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* starting */ }
-  await new Promise((r) => setTimeout(r, 100));
-}
+if (!(await waitForHttpOk(`${base}/readyz`, 20_000))) throw new Error('the API did not become ready within 20 s');
 const token = await issueToken({ secret, issuer: 'stockwire', audience: 'stockwire-api' }, { subject: 'loadcheck', roles: ['order-system'] });
 
 function randomOrder(): string {

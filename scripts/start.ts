@@ -11,6 +11,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { issueToken } from '../api/auth/tokens.ts';
 import { configOrExit } from '../lib/env-config.ts';
+import { waitForHttpOk } from '../lib/wait-http.ts';
 import { createCommandRunner } from '../api/domain/command-runner.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrateUp } from '../db/migrator.ts';
@@ -94,17 +95,6 @@ function startService(service: Service) {
   });
 }
 
-async function waitReady(url: string, deadlineMs: number) {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(url)).ok) return true;
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
-
 async function stopAll(signal: string) {
   if (stopping) return;
   stopping = true;
@@ -125,7 +115,7 @@ process.on('SIGTERM', () => void stopAll('SIGTERM'));
 
 for (const service of services) startService(service);
 const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
-if (await waitReady(`${base}/readyz`, 30_000)) {
+if (await waitForHttpOk(`${base}/readyz`, 30_000)) {
   const token = await issueToken(
     { secret: childEnv.JWT_SECRET, issuer: process.env.JWT_ISSUER ?? 'stockwire', audience: process.env.JWT_AUDIENCE ?? 'stockwire-api' },
     { subject: 'demo-admin', roles: ['admin'] },
