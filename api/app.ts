@@ -5,6 +5,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
 import { HTTPException } from 'hono/http-exception';
 import type { AppDeps, AppEnv, RouteDeps } from './context.ts';
 import { preparedOn } from '../db/sql-runner.ts';
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps) {
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: routeDeps.validationHook });
   app.use('*', requestContext({ log: deps.log, metrics }));
+  app.use('*', secureHeaders());
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

@@ -27,6 +27,7 @@ export const apiConfigSchema = z.object({
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20).describe('connections in the API pool'),
   JWT_SECRET: z.string().min(32).describe('HS256 secret for bearer tokens (embedded default: generated into .data/)'),
   JWT_ISSUER: z.string().default('stockwire'),
+  ALLOW_HS256_IN_PRODUCTION: z.enum(['true', 'false']).default('false').describe('accept the shared-secret tokens under NODE_ENV=production anyway'),
   JWT_AUDIENCE: z.string().default('stockwire-api'),
   PII_KEYS: piiKeys,
   RESERVATION_TTL_SECONDS: z.coerce.number().int().min(5).max(7 * 24 * 3600).default(900)
@@ -44,4 +45,10 @@ export const apiConfigSchema = z.object({
 });
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>;
+
+/** The HS256 shared secret is the embedded default's mechanism; production needs an identity provider (issue 6). */
+export const productionGuard = apiConfigSchema.refine((c) => c.NODE_ENV !== 'production' || c.ALLOW_HS256_IN_PRODUCTION === 'true', {
+  message: 'NODE_ENV=production refuses HS256 shared-secret tokens (JWT_SECRET); configure an identity provider, or set ALLOW_HS256_IN_PRODUCTION=true knowingly',
+  path: ['JWT_SECRET'],
+});
 

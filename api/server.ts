@@ -13,7 +13,7 @@ import { openDatabase } from '../db/connection.ts';
 import { createApp } from './app.ts';
 import { createTokenVerifier } from './auth/tokens.ts';
 import { configOrExit } from '../lib/env-config.ts';
-import { apiConfigSchema } from './config.ts';
+import { productionGuard } from './config.ts';
 import { createCommandRunner } from './domain/command-runner.ts';
 import { createPiiCipher } from './domain/pii-cipher.ts';
 import { logRedaction } from './log-redaction.ts';
@@ -22,7 +22,7 @@ import { createApiMetrics } from './metrics.ts';
 import { createStockCacheReader, type StockCacheReader } from './read-models/stock-cache-reader.ts';
 import { createSyncStatusReader } from './read-models/sync-status.ts';
 
-const config = configOrExit('api', apiConfigSchema);
+const config = configOrExit('api', productionGuard);
 
 const log = pino({ level: config.LOG_LEVEL, base: { service: 'api' }, redact: logRedaction });
 const { db, pool, close } = openDatabase({ url: config.DATABASE_URL, max: config.DB_POOL_MAX, applicationName: 'stockwire-api' });

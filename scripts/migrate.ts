@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { runCli } from '../lib/cli.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrateDown, migrateUp } from '../db/migrator.ts';
 import { resolveDatabase } from './database.ts';
@@ -17,14 +18,16 @@ if (!['up', 'down'].includes(direction) || !Number.isInteger(steps) || steps < 1
   process.exit(2);
 }
 const log = pino({ base: { service: 'migrate' } });
-const database = await resolveDatabase({ dataDir: dataDirFromEnv() });
-const { pool, close } = openDatabase({ url: database.url, max: 2 });
-try {
-  const result = direction === 'down'
-    ? await migrateDown({ pool, steps, log })
-    : await migrateUp({ pool, log });
-  log.info(result, result.applied.length || result.reverted.length ? 'migrations done' : 'schema already up to date');
-} finally {
-  await close();
-  await database.stop();
-}
+await runCli('migrate', async () => {
+  const database = await resolveDatabase({ dataDir: dataDirFromEnv() });
+  const { pool, close } = openDatabase({ url: database.url, max: 2 });
+  try {
+    const result = direction === 'down'
+      ? await migrateDown({ pool, steps, log })
+      : await migrateUp({ pool, log });
+    log.info(result, result.applied.length || result.reverted.length ? 'migrations done' : 'schema already up to date');
+  } finally {
+    await close();
+    await database.stop();
+  }
+});

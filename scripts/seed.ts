@@ -1,5 +1,6 @@
 /** npm run seed: loads the demo catalog into DATABASE_URL or the embedded cluster (idempotent). */
 import pino from 'pino';
+import { runCli } from '../lib/cli.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrateUp } from '../db/migrator.ts';
 import { createCommandRunner } from '../api/domain/command-runner.ts';
@@ -8,12 +9,14 @@ import { resolveDatabase } from './database.ts';
 import { dataDirFromEnv } from './dev-secrets.ts';
 
 const log = pino({ base: { service: 'seed' } });
-const database = await resolveDatabase({ dataDir: dataDirFromEnv() });
-const { db, pool, close } = openDatabase({ url: database.url, max: 4 });
-try {
-  await migrateUp({ pool, log });
-  log.info(await seedDemoCatalog({ db, runCommand: createCommandRunner({ db }) }), 'demo catalog seeded');
-} finally {
-  await close();
-  await database.stop();
-}
+await runCli('seed', async () => {
+  const database = await resolveDatabase({ dataDir: dataDirFromEnv() });
+  const { db, pool, close } = openDatabase({ url: database.url, max: 4 });
+  try {
+    await migrateUp({ pool, log });
+    log.info(await seedDemoCatalog({ db, runCommand: createCommandRunner({ db }) }), 'demo catalog seeded');
+  } finally {
+    await close();
+    await database.stop();
+  }
+});

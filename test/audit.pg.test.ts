@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENESIS_HASH, sealAuditRows, verifyAuditChain } from '../api/domain/audit-chain.ts';
 import { createHarness, dayFrom, type CallOptions, type Harness } from './harness.ts';
@@ -277,5 +279,44 @@ describe('the audit hash chain', () => {
     await h.fixtures.receive('AUD-ITEM', 'MAIN', 1);
     expect(await sealAll()).toBe(1);
     expect((await verifyAuditChain(h.db)).broken?.reason).toBe('chain_seq 5 is missing');
+  });
+});
+
+describe('npm run audit:verify', () => {
+  // its own database: the tests above leave a deliberately broken chain behind
+  let fresh: Harness;
+  beforeAll(async () => {
+    fresh = await createHarness();
+    await fresh.fixtures.location('MAIN');
+    await fresh.fixtures.product('AUD-CLI');
+    await fresh.fixtures.receive('AUD-CLI', 'MAIN', 5);
+  });
+  afterAll(async () => fresh.close());
+
+  function verifyCli() {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
+      cwd: path.resolve(import.meta.dirname, '..'), env: { ...process.env, DATABASE_URL: fresh.url }, encoding: 'utf8', timeout: 60_000,
+    });
+    return { code: result.status, out: result.stdout + result.stderr };
+  }
+
+  it('seals what is pending, verifies the chain (exit 0), and names the first broken row (exit 1)', async () => {
+    const ok = verifyCli();
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/audit chain ok: 3 rows verified \(3 sealed now\)/);
+    const { rows } = await fresh.pool.query('SELECT id, actor FROM audit_log WHERE chain_seq = 2');
+    const client = await fresh.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only');
+      await client.query("UPDATE audit_log SET actor = 'someone-else' WHERE id = $1", [rows[0].id]);
+      await client.query('ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const broken = verifyCli();
+    expect(broken.code).toBe(1);
+    expect(broken.out).toContain(`BROKEN at row ${rows[0].id} (chain_seq 2): row content does not match its hash`);
   });
 });

@@ -245,6 +245,13 @@ describe('probes, unknown routes and malformed requests', () => {
     expect(res.body.error.code).toBe('invalid_idempotency_key');
   });
 
+  it('sends secure headers on every response', async () => {
+    const res = await h.call('GET', '/v1/products');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+  });
+
   it('echoes a sane X-Request-Id and replaces an unsafe one', async () => {
     const sane = await h.call('GET', '/v1/products', { headers: { 'x-request-id': 'req-123.abc' } });
     expect(sane.headers.get('x-request-id')).toBe('req-123.abc');
