@@ -5,23 +5,13 @@
  * Verification walks chain_seq and reports the first row whose content or link no longer matches.
  */
 import { createHash } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
-import type { Database } from '../../db/schema.ts';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { AuditLogTable, Database } from '../../db/schema.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-interface AuditRow {
-  id: string;
-  at: Date;
-  actor: string;
-  action: string;
-  entity: string;
-  entity_id: string;
-  request_id: string | null;
-  ip: string | null;
-  before: unknown;
-  after: unknown;
-}
+/** The columns a row's hash covers: everything but the chain columns themselves. */
+type AuditRow = Omit<Selectable<AuditLogTable>, 'chain_seq' | 'prev_hash' | 'hash'>;
 
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;

@@ -6,16 +6,11 @@
  */
 import type { Redis } from 'ioredis';
 import { compareLsn } from '../../cdc/lsn.ts';
+import type { StockRowView } from '../domain/stock-rows.ts';
 import { positionKey, stockKey } from '../../projectors/redis-cache/stock-cache.ts';
 
-export interface CachedStock {
-  sku: string;
-  location: string;
-  on_hand: number;
-  reserved: number;
-  available: number;
-  version: number;
-}
+/** A stock row as the cache holds it (no updated_at). */
+export type CachedStock = Omit<StockRowView, 'updated_at'>;
 
 export interface StockCacheReader {
   /** Applied position of the cache, or undefined when unknown/unreachable. */
