@@ -85,6 +85,7 @@ let stopping = false;
 function startService(service: Service) {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, service.entry)], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
   service.child = child;
+  log.info({ child: service.name, pid: child.pid }, 'service started');
   child.on('exit', (code, signal) => {
     service.child = undefined;
     if (stopping) return;

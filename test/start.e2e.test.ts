@@ -65,7 +65,7 @@ function launch(env: Record<string, string>) {
 const listening = (port: number) => portOpen(new URL(`tcp://127.0.0.1:${port}`));
 
 describe('npm start', () => {
-  it('serves the demo catalog with the printed token and stops cleanly on SIGINT', async () => {
+  it('serves the demo catalog with the printed token, restarts a killed service, and stops cleanly on SIGINT', async () => {
     const [port, pgPort] = [await freePort(), await freePort()];
     const unique = `e2e${process.pid}${Date.now().toString(36)}`;
     const run = launch({
@@ -107,6 +107,15 @@ describe('npm start', () => {
       return s.projectors.some((p: { name: string }) => p.name === 'redis-cache') ? s : undefined;
     });
     expect(status.slot).toMatchObject({ name: 'stockwire', active: true });
+
+    // a service that dies is restarted by the launcher
+    const apiPids = () => [...run.out().matchAll(/"child":"api","pid":(\d+)/g)].map((m) => Number(m[1]));
+    const [firstPid] = apiPids();
+    expect(firstPid).toBeGreaterThan(0);
+    process.kill(firstPid!, 'SIGKILL');
+    await until('the launcher to restart the api', () => (apiPids().length >= 2 ? true : undefined));
+    await until('the restarted api to be ready', async () => ((await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) ? true : undefined));
+    expect((await fetch(`${url}/v1/locations`, { headers: auth })).status).toBe(200);
 
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
