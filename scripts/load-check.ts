@@ -6,7 +6,7 @@
  * A measurement, not a test: it asserts nothing.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +21,9 @@ import { waitForHttpOk } from '../lib/wait-http.ts';
 import { freePort } from '../test/free-port.ts';
 import { DEMO_PRODUCTS, seedDemoCatalog } from './demo-catalog.ts';
 
-const { values } = parseArgs({ options: { connections: { type: 'string', default: '64' }, seconds: { type: 'string', default: '20' }, pool: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: { connections: { type: 'string', default: '64' }, seconds: { type: 'string', default: '20' }, pool: { type: 'string', default: '20' }, json: { type: 'string' } },
+});
 const connections = Number(values.connections);
 const seconds = Number(values.seconds);
 
@@ -75,6 +77,12 @@ process.stdout.write(`\nPOST /v1/orders, ${connections} connections, ${seconds} 
 process.stdout.write(`requests/s: mean ${result.requests.average.toFixed(0)}, p50 ${result.requests.p50}\n`);
 process.stdout.write(`latency ms: p50 ${result.latency.p50}, p90 ${result.latency.p90}, p99 ${result.latency.p99}, max ${result.latency.max}\n`);
 process.stdout.write(`responses: ${JSON.stringify(statuses)}\n`);
+if (values.json) {
+  await writeFile(values.json, JSON.stringify({
+    connections, seconds, pool: Number(values.pool), requests_per_s: result.requests.average,
+    latency_ms: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max }, responses: statuses,
+  }, null, 2));
+}
 
 if (statements) {
   const stats = openDatabase({ url, max: 1 });

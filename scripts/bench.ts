@@ -1,0 +1,61 @@
+/**
+ * npm run bench [-- --quick]: runs the measurements in one go and writes bench/results/latest.json with
+ * the keys issue 7 names, so results compare across commits:
+ *   reservation.{api_tps,p99_ms}          npm run loadcheck (64 connections)
+ *   cdc.{reader_eps,recvlogical_eps,js_publish_eps,ratio}, latency.redis-cache.{p50_ms,p99_ms,max_ms},
+ *   cdc.slot_lag_bytes_at_peak            npm run bench:cdc
+ * Not measured yet (null, with the reason in `missing`): the pgbench baseline of the reservation SQL,
+ * the other projectors' latencies, sheets calls per 1,000 changes, RSS per process.
+ * --quick (< 3 min): shorter load check and a smaller CDC run.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runCli } from '../lib/cli.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+
+function run(script: string, args: string[]) {
+  process.stderr.write(`\n== ${script} ${args.join(' ')}\n`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', script), ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error(`${script} exited with ${result.status}`);
+}
+
+await runCli('bench', async () => {
+  const out = path.join(ROOT, 'bench', 'results');
+  await mkdir(out, { recursive: true });
+  const loadFile = path.join(out, 'loadcheck-latest.json');
+  run('load-check.ts', ['--connections', '64', '--seconds', values.quick ? '10' : '30', '--json', loadFile]);
+  run('bench-cdc.ts', values.quick ? ['--changes', '100000', '--seconds', '10', '--max-seconds', '8'] : []);
+  const load = JSON.parse(await readFile(loadFile, 'utf8'));
+  const cdc = JSON.parse(await readFile(path.join(out, 'cdc-latest.json'), 'utf8'));
+  const results = {
+    at: new Date().toISOString(),
+    quick: values.quick,
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 1024 ** 3) },
+    reservation: { api_tps: Math.round(load.requests_per_s), pgbench_tps: null, ratio: null, p99_ms: load.latency_ms.p99 },
+    cdc: {
+      reader_eps: cdc.reader.eps, recvlogical_eps: cdc.recvlogical.eps, js_publish_eps: cdc.js_publish.eps, ratio: cdc.cdc.ratio,
+      lag_at_peak_ms: cdc.max_rate.projector_lag_ms_max_sampled, slot_lag_bytes_at_peak: cdc.max_rate.slot_lag_bytes_max, keeps_up: cdc.max_rate.keeps_up,
+    },
+    latency: { 'redis-cache': { p50_ms: cdc.e2e.commit_to_visible_ms.p50, p99_ms: cdc.e2e.commit_to_visible_ms.p99, max_ms: cdc.e2e.commit_to_visible_ms.max, rate_per_s: cdc.params.rate } },
+    missing: {
+      'reservation.pgbench_tps': 'pgbench over the captured reservation SQL is not built yet (issue 7)',
+      'latency.<sheets, alerts, webhooks>': 'those projectors do not exist yet (issues 4 and 5)',
+      'sheets.calls_per_1000': 'no sheet projector yet (issue 4)',
+      'rss_mb.<process>': 'not sampled yet',
+    },
+  };
+  await writeFile(path.join(out, 'latest.json'), JSON.stringify(results, null, 2));
+  const rows: [string, unknown][] = [
+    ['reservation.api_tps', results.reservation.api_tps], ['reservation.p99_ms', results.reservation.p99_ms],
+    ['cdc.reader_eps', results.cdc.reader_eps], ['cdc.recvlogical_eps', results.cdc.recvlogical_eps], ['cdc.js_publish_eps', results.cdc.js_publish_eps],
+    ['cdc.ratio', results.cdc.ratio], ['cdc.lag_at_peak_ms', results.cdc.lag_at_peak_ms], ['cdc.slot_lag_bytes_at_peak', results.cdc.slot_lag_bytes_at_peak],
+    ['latency.redis-cache.p50_ms', results.latency['redis-cache'].p50_ms], ['latency.redis-cache.p99_ms', results.latency['redis-cache'].p99_ms],
+    ['latency.redis-cache.max_ms', results.latency['redis-cache'].max_ms],
+  ];
+  process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(32)} ${v}`).join('\n')}\n\nwritten to bench/results/latest.json\n`);
+});
