@@ -63,6 +63,13 @@ export function messageIdFor(source: Pick<EventSource, 'commitLsn' | 'index'>): 
   return `${source.commitLsn}:${source.index}`;
 }
 
+/** A decoded row made JSON-ready: Dates become ISO strings, everything else stays as the type parser made it. */
+export function jsonRow(row: Record<string, unknown>): Row {
+  const out: Row = {};
+  for (const [k, v] of Object.entries(row)) out[k] = v instanceof Date ? v.toISOString() : v;
+  return out;
+}
+
 /** The row a change describes (after image, or before image for deletes). */
 export function rowOf(event: ChangeEvent): Row {
   return event.after ?? event.before!;

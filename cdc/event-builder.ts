@@ -5,7 +5,7 @@
  * callbacks, does no I/O.
  */
 import type { Pgoutput } from 'pg-logical-replication';
-import type { ChangeEvent, Row } from './envelope.ts';
+import { jsonRow, type ChangeEvent, type Row } from './envelope.ts';
 import { formatLsn, parseLsn } from './lsn.ts';
 
 export interface TransactionInfo {
@@ -32,12 +32,8 @@ function isoFromMicros(micros: bigint | BigInt): string {
   return new Date(Number((micros as bigint) / 1000n)).toISOString();
 }
 
-/** Plain JSON-ready row: Dates become ISO strings, everything else stays as the type parser made it. */
 function plainRow(row: Record<string, unknown> | null): Row | null {
-  if (!row) return null;
-  const out: Row = {};
-  for (const [k, v] of Object.entries(row)) out[k] = v instanceof Date ? v.toISOString() : v;
-  return out;
+  return row ? jsonRow(row) : null;
 }
 
 export class EventBuilder {

@@ -8,7 +8,7 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import '../db/type-parsers.ts';
-import { subjectFor, type Row, type SnapshotEvent } from './envelope.ts';
+import { jsonRow, subjectFor, type SnapshotEvent } from './envelope.ts';
 import { WindowedPublisher } from './windowed-publisher.ts';
 
 export const SNAPSHOT_TABLES = ['locations', 'products', 'bundle_components', 'stock_levels', 'lots', 'orders'] as const;
@@ -19,12 +19,6 @@ async function publishedColumns(client: pg.Client, publication: string, table: s
     'SELECT attnames::text[] AS attnames FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3', [publication, 'public', table]);
   if (!rows[0]) throw new Error(`table ${table} is not in publication ${publication}`);
   return rows[0].attnames;
-}
-
-function plain(row: Record<string, unknown>): Row {
-  const out: Row = {};
-  for (const [k, v] of Object.entries(row)) out[k] = v instanceof Date ? v.toISOString() : v;
-  return out;
 }
 
 export interface SnapshotResult {
@@ -71,7 +65,7 @@ export async function publishSnapshot(props: {
         if (batch.rows.length === 0) break;
         for (const row of batch.rows) {
           await flushPending(false);
-          pendingEvent = { op: 'snapshot', table, before: null, after: plain(row), source: { lsn, commitLsn: lsn, txId: 0, commitTime, index: index++, last: false } };
+          pendingEvent = { op: 'snapshot', table, before: null, after: jsonRow(row), source: { lsn, commitLsn: lsn, txId: 0, commitTime, index: index++, last: false } };
           byTable[table] += 1;
         }
         props.onProgress?.(table, byTable[table]);

@@ -18,7 +18,7 @@ import pino from 'pino';
 import { ensureDatabase } from '../db/cluster.ts';
 import { createHarness, type Harness } from './harness.ts';
 import {
-  cacheDifferences, cdcEnv, cleanUp, killAll, projectorEnv, SHARED_NATS, startCountingProjector, startNodeProcess, startPrivateNats,
+  cacheDifferences, cdcEnv, cleanUp, killAll, maxMovementId, movementIdsAfter, projectorEnv, SHARED_NATS, startCountingProjector, startNodeProcess, startPrivateNats,
   uniqueNames, until, type PipelineNames,
 } from './pipeline-harness.ts';
 
@@ -76,14 +76,6 @@ async function orderLoad(count: number, workers: number, at?: (done: number) => 
     }
   }
   await Promise.all(Array.from({ length: workers }, worker));
-}
-
-async function maxMovementId(): Promise<number> {
-  return Number((await h.pool.query('SELECT coalesce(max(id), 0) AS id FROM stock_movements')).rows[0].id);
-}
-
-async function movementIdsAfter(id: number): Promise<string[]> {
-  return (await h.pool.query('SELECT id::text FROM stock_movements WHERE id > $1 ORDER BY id', [id])).rows.map((r) => r.id);
 }
 
 /** Waits until the counting projector has applied an insert event for every movement id in `ids`. */
@@ -169,7 +161,7 @@ describe('faults', () => {
   it('loses and doubles nothing across 10,000+ changes while the reader is SIGKILLed twice and the redis projector once', async () => {
     const names = uniqueNames('kill');
     try {
-      const baseline = await maxMovementId();
+      const baseline = await maxMovementId(h.pool);
       let cdc = startNodeProcess('cdc/main.ts', cdcEnv(h.url, names));
       await until('the reader to stream', async () => ((await slotActive(names.slot)) ? true : undefined));
       let projector = startNodeProcess('projectors/redis-cache/main.ts', projectorEnv(names));
@@ -189,7 +181,7 @@ describe('faults', () => {
         }
       });
       expect(kills).toEqual(['cdc@600', 'projector@1000', 'cdc@1500']);
-      const ids = await movementIdsAfter(baseline);
+      const ids = await movementIdsAfter(h.pool, baseline);
       await untilAllMovementsSeen(counting, ids);
       const messages = await streamMessages(names.stream);
       const changes = messages.filter((m) => m.body.op !== 'position');
@@ -220,14 +212,14 @@ describe('faults', () => {
       const standby = startNodeProcess('cdc/main.ts', cdcEnv(h.url, names));
       await until('the second reader to wait as standby', () => (standby.output().includes('standby') ? true : undefined), 20_000);
       const counting = await startCountingProjector({ names });
-      const baseline = await maxMovementId();
+      const baseline = await maxMovementId(h.pool);
       await orderLoad(50, 4);
       const killedAt = Date.now();
       await active.kill('SIGKILL');
       await until('the standby to take over', () => (standby.output().includes('streaming changes') ? true : undefined), 20_000, 20);
       const takeoverMs = Date.now() - killedAt;
       await orderLoad(50, 4);
-      const ids = await movementIdsAfter(baseline);
+      const ids = await movementIdsAfter(h.pool, baseline);
       await untilAllMovementsSeen(counting, ids);
       expectNoDuplicates(await streamMessages(names.stream));
       console.info(`standby took over ${takeoverMs} ms after SIGKILL of the active reader`);
@@ -246,7 +238,7 @@ describe('faults', () => {
       const cdc = startNodeProcess('cdc/main.ts', cdcEnv(h.url, names, nats.url));
       await until('the reader to stream', async () => ((await slotActive(names.slot)) ? true : undefined));
       const counting = await startCountingProjector({ names, natsUrl: nats.url });
-      const baseline = await maxMovementId();
+      const baseline = await maxMovementId(h.pool);
       let restarted = false;
       await orderLoad(800, 8, async (done) => {
         if (done === 300 && !restarted) {
@@ -255,7 +247,7 @@ describe('faults', () => {
         }
       });
       expect(restarted).toBe(true);
-      const ids = await movementIdsAfter(baseline);
+      const ids = await movementIdsAfter(h.pool, baseline);
       await untilAllMovementsSeen(counting, ids);
       const messages = await streamMessages(names.stream, nats.url);
       expectNoDuplicates(messages);

@@ -18,7 +18,7 @@ import { createHarness, type Harness } from './harness.ts';
 import { ledgerViolations } from './invariants.ts';
 import { startNatsCluster, type NatsCluster } from './nats-cluster.ts';
 import {
-  cdcEnv, cleanUp, killAll, startCountingProjector, startNodeProcess, uniqueNames, until, type ManagedProcess,
+  cdcEnv, cleanUp, killAll, maxMovementId, movementIdsAfter, startCountingProjector, startNodeProcess, uniqueNames, until, type ManagedProcess,
 } from './pipeline-harness.ts';
 
 const SKUS = Array.from({ length: 12 }, (_, i) => `MN-${String(i).padStart(2, '0')}`);
@@ -91,14 +91,6 @@ async function startApi(url: string, natsUrls: string) {
     return fetch(`${base}/healthz`).then((r) => (r.ok ? true : undefined), () => undefined);
   }, 30_000, 100);
   return { proc, base };
-}
-
-async function maxMovementId(): Promise<number> {
-  return Number((await h.pool.query('SELECT coalesce(max(id), 0) AS id FROM stock_movements')).rows[0].id);
-}
-
-async function movementIdsAfter(id: number): Promise<string[]> {
-  return (await h.pool.query('SELECT id::text FROM stock_movements WHERE id > $1 ORDER BY id', [id])).rows.map((r) => r.id);
 }
 
 /** Time a stored message says it was made: the commit time of a change, or a marker's `at`. */
@@ -182,7 +174,7 @@ describe('three NATS nodes, two APIs, two cdc readers', () => {
     // the helper hands the comma-separated list to nats.js as one server string, which keeps only the last
     // URL for the first connect; the client then learns the other nodes from the cluster's INFO
     counting = await startCountingProjector({ names, natsUrl: natsUrls });
-    const baseline = await maxMovementId();
+    const baseline = await maxMovementId(h.pool);
 
     // ---- load: orders alternate between the two API processes, a third confirmed, a third cancelled
     const stats = { orders: 0, confirms: 0, cancels: 0, byApi: [0, 0] };
@@ -282,7 +274,7 @@ describe('three NATS nodes, two APIs, two cdc readers', () => {
     expect(recovery.cdcTakeoverMs).toBeDefined();
 
     // ---- every committed ledger row reached the projector exactly once
-    const ids = await movementIdsAfter(baseline);
+    const ids = await movementIdsAfter(h.pool, baseline);
     expect(ids.length).toBeGreaterThan(0);
     const want = new Set(ids);
     const caughtUpAt = Date.now();

@@ -216,3 +216,13 @@ export async function cacheDifferences(databaseUrl: string, redisPrefix: string)
     redis.disconnect();
   }
 }
+
+/** Highest stock_movements id so far (a baseline before a load). */
+export async function maxMovementId(pool: pg.Pool): Promise<number> {
+  return Number((await pool.query('SELECT coalesce(max(id), 0) AS id FROM stock_movements')).rows[0].id);
+}
+
+/** Ids of the ledger rows committed after `id`, in order. */
+export async function movementIdsAfter(pool: pg.Pool, id: number): Promise<string[]> {
+  return (await pool.query('SELECT id::text FROM stock_movements WHERE id > $1 ORDER BY id', [id])).rows.map((r) => r.id);
+}
