@@ -7,24 +7,16 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AuditLogTable, Database } from '../../db/schema.ts';
+import { canonicalJson } from '../../lib/canonical-json.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** The columns a row's hash covers: everything but the chain columns themselves. */
 type AuditRow = Omit<Selectable<AuditLogTable>, 'chain_seq' | 'prev_hash' | 'hash'>;
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object' && !(value instanceof Date)) {
-    const keys = Object.keys(value as object).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value ?? null);
-}
-
 /** The hash of one audit row at position `seq` after `prevHash`. */
 export function auditHash(prevHash: string, seq: string, row: AuditRow): string {
-  const content = canonical({ ...row, at: new Date(row.at).toISOString(), seq });
+  const content = canonicalJson({ ...row, at: new Date(row.at).toISOString(), seq });
   return createHash('sha256').update(prevHash).update('\n').update(content).digest('hex');
 }
 
