@@ -133,7 +133,7 @@ export function stockRoutes(deps: RouteDeps) {
     return c.json(result.body, 201);
   });
 
-  async function sellableRows(filter: { location?: string | undefined; sku?: string | undefined; category?: string | undefined }) {
+  async function sellableRows(filter: { location?: string | undefined; sku?: string | undefined; skus?: string[]; category?: string | undefined }) {
     const today = dayOf(deps.clock());
     const { rows } = await sql<SellableDbRow>`
       SELECT s.sku, s.location, s.on_hand, s.reserved, s.version, s.updated_at,
@@ -144,6 +144,7 @@ export function stockRoutes(deps: RouteDeps) {
         FROM stock_levels s JOIN products p ON p.sku = s.sku
        WHERE (${filter.location ?? null}::text IS NULL OR s.location = ${filter.location ?? null})
          AND (${filter.sku ?? null}::text IS NULL OR s.sku = ${filter.sku ?? null})
+         AND (${filter.skus ?? null}::text[] IS NULL OR s.sku = ANY(${filter.skus ?? null}::text[]))
          AND (${filter.category ?? null}::text IS NULL OR p.category = ${filter.category ?? null})
        ORDER BY s.sku, s.location`.execute(deps.db);
     return rows.map((r) => ({
@@ -161,7 +162,7 @@ export function stockRoutes(deps: RouteDeps) {
     const today = dayOf(deps.clock());
     if (product.kind === 'bundle') {
       const components = await deps.db.selectFrom('bundle_components').select(['component_sku as sku', 'qty']).where('bundle_sku', '=', sku).execute();
-      const levels = (await Promise.all(components.map((comp) => sellableRows({ sku: comp.sku })))).flat();
+      const levels = await sellableRows({ skus: components.map((comp) => comp.sku) });
       const locations = [...new Set(levels.map((l) => l.location))].sort();
       const bundle_availability = locations.map((location) => ({
         location,
