@@ -73,20 +73,16 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { issueToken } from '../api/auth/tokens.ts';
-import { createCommandRunner } from '../api/domain/command-runner.ts';
-import { receiveStock } from '../api/domain/stock-commands.ts';
 import { loadCdcConfig } from '../cdc/config.ts';
 import { positionSubject, type ChangeEvent, type StreamMessage } from '../cdc/envelope.ts';
 import { parseLsn } from '../cdc/lsn.ts';
 import { ensureCdcStream } from '../cdc/stream-setup.ts';
 import { ensureDatabase, startEmbeddedCluster, type EmbeddedCluster } from '../db/cluster.ts';
-import { openDatabase } from '../db/connection.ts';
-import { migrateUp } from '../db/migrator.ts';
 import { positionKey, stockKey } from '../projectors/redis-cache/stock-cache.ts';
 import { STATUS_BUCKET } from '../projectors/runtime/projector-process.ts';
 import { statusKey } from '../projectors/runtime/projector-runtime.ts';
 import { freePort } from '../test/free-port.ts';
-import { DEMO_PRODUCTS, seedDemoCatalog } from './demo-catalog.ts';
+import { BENCH_SKUS, prepareBenchDatabase } from './bench-fixtures.ts';
 
 const { values } = parseArgs({
   options: {
@@ -127,7 +123,7 @@ const REDIS_PREFIX = `bench-cdc:${RUN}:`;
 const PROJECTOR_SUFFIX = `-bench-${RUN}`;
 const PROJECTOR = `redis-cache${PROJECTOR_SUFFIX}`;
 const LOCATION = 'BENCH';
-const SKUS = DEMO_PRODUCTS.filter((p) => p.category !== 'beauty').map((p) => p.sku);
+const SKUS = BENCH_SKUS;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 // epoch ms with sub-ms resolution, aligned with the wall clock (which Postgres' commit timestamps use):
@@ -360,18 +356,7 @@ async function main() {
     }
   });
   const pgVersion = (await sqlc.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v;
-  {
-    const { db, pool, close } = openDatabase({ url, max: 4 });
-    await migrateUp({ pool });
-    const runCommand = createCommandRunner({ db });
-    await seedDemoCatalog({ db, runCommand });
-    await db.insertInto('locations').values({ code: LOCATION, name: 'CDC bench' }).onConflict((oc) => oc.column('code').doNothing()).execute();
-    for (const sku of SKUS) {
-      await runCommand({ actor: 'bench-cdc', requestId: `stock-${sku}` }, (trx) =>
-        receiveStock({ trx, actor: 'bench-cdc', requestId: `stock-${sku}`, now: new Date() }, { sku, location: LOCATION, qty: 1_000_000 }));
-    }
-    await close();
-  }
+  await prepareBenchDatabase({ url, location: LOCATION, actor: 'bench-cdc' });
   results.machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, nats: natsVersion };
   results.params = { changes: CHANGES, tx_rows: TX_ROWS, rate: RATE, seconds: SECONDS, max_seconds: MAX_SECONDS, connections: CONNECTIONS, max_in_flight: MAX_IN_FLIGHT, poll_ms: POLL_MS, run: RUN };
 

@@ -12,14 +12,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { issueToken } from '../api/auth/tokens.ts';
-import { createCommandRunner } from '../api/domain/command-runner.ts';
-import { receiveStock } from '../api/domain/stock-commands.ts';
 import { ensureDatabase, startEmbeddedCluster } from '../db/cluster.ts';
 import { openDatabase } from '../db/connection.ts';
-import { migrateUp } from '../db/migrator.ts';
 import { waitForHttpOk } from '../lib/wait-http.ts';
 import { freePort } from '../test/free-port.ts';
-import { DEMO_PRODUCTS, seedDemoCatalog } from './demo-catalog.ts';
+import { BENCH_SKUS, prepareBenchDatabase } from './bench-fixtures.ts';
 
 const { values } = parseArgs({
   options: { connections: { type: 'string', default: '64' }, seconds: { type: 'string', default: '20' }, pool: { type: 'string', default: '20' }, json: { type: 'string' } },
@@ -35,18 +32,11 @@ const cluster = await startEmbeddedCluster({
   settings: statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
 });
 const url = await ensureDatabase(cluster.adminUrl, 'stockwire');
-const { db, pool, close } = openDatabase({ url, max: 4 });
-await migrateUp({ pool });
-if (statements) await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-const runCommand = createCommandRunner({ db });
-await seedDemoCatalog({ db, runCommand });
-await db.insertInto('locations').values({ code: 'BENCH', name: 'Load check' }).onConflict((oc) => oc.column('code').doNothing()).execute();
-const skus = DEMO_PRODUCTS.filter((p) => p.category !== 'beauty').map((p) => p.sku);
-for (const sku of skus) {
-  await runCommand({ actor: 'loadcheck', requestId: `stock-${sku}` }, (trx) =>
-    receiveStock({ trx, actor: 'loadcheck', requestId: `stock-${sku}`, now: new Date() }, { sku, location: 'BENCH', qty: 1_000_000 }));
-}
-await close();
+await prepareBenchDatabase({
+  url, location: 'BENCH', actor: 'loadcheck',
+  beforeSeed: statements ? async (pool) => void (await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')) : undefined,
+});
+const skus = BENCH_SKUS;
 
 const secret = 'load-check-secret-load-check-secret!';
 const port = await freePort();
