@@ -72,9 +72,20 @@ const nats = await resolveNats({ dataDir, log });
 const redisReachable = await portOpen(process.env.REDIS_URL ? new URL(process.env.REDIS_URL) : new URL('redis://127.0.0.1:6379'));
 Object.assign(childEnv, { NATS_URL: nats?.url ?? '', REDIS_URL: redisReachable ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : '' });
 
+const tokenSettings = { secret: childEnv.JWT_SECRET, issuer: process.env.JWT_ISSUER ?? 'stockwire', audience: process.env.JWT_AUDIENCE ?? 'stockwire-api' };
+const apiBase = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+// the local workbook mirror sends sheet edits to the API as the sheet-sync role (a 30-day dev token,
+// issued on every start; deployments give SHEET_SYNC_TOKEN from their IdP or an API key)
+Object.assign(childEnv, {
+  STOCKWIRE_API_URL: process.env.STOCKWIRE_API_URL ?? apiBase,
+  SHEET_SYNC_TOKEN: process.env.SHEET_SYNC_TOKEN ?? (await issueToken(tokenSettings, { subject: 'sheet-sync-local', roles: ['sheet-sync'], ttlSeconds: 30 * 86_400 })),
+  XLSX_PATH: process.env.XLSX_PATH ?? path.join(dataDir, 'inventory.xlsx'),
+});
+
 const services: Service[] = [{ name: 'api', entry: 'api/server.ts', restarts: 0 }];
 if (nats) {
   services.push({ name: 'cdc', entry: 'cdc/main.ts', restarts: 0 });
+  services.push({ name: 'xlsx-local', entry: 'projectors/xlsx-local/main.ts', restarts: 0 });
   if (redisReachable) services.push({ name: 'redis-cache', entry: 'projectors/redis-cache/main.ts', restarts: 0 });
   else log.warn('Redis not reachable (REDIS_URL or 127.0.0.1:6379): the redis-cache projector is disabled and stock reads use Postgres');
 } else {
@@ -115,13 +126,11 @@ process.on('SIGINT', () => void stopAll('SIGINT'));
 process.on('SIGTERM', () => void stopAll('SIGTERM'));
 
 for (const service of services) startService(service);
-const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+const base = apiBase;
 if (await waitForHttpOk(`${base}/readyz`, 30_000)) {
-  const token = await issueToken(
-    { secret: childEnv.JWT_SECRET, issuer: process.env.JWT_ISSUER ?? 'stockwire', audience: process.env.JWT_AUDIENCE ?? 'stockwire-api' },
-    { subject: 'demo-admin', roles: ['admin'] },
-  );
+  const token = await issueToken(tokenSettings, { subject: 'demo-admin', roles: ['admin'] });
   process.stdout.write(`\nstockwire is running: ${base}  (OpenAPI: ${base}/openapi.json)\n`);
+  if (nats) process.stdout.write(`local workbook mirror: ${childEnv.XLSX_PATH} (edit On hand / Reorder point and save)\n`);
   process.stdout.write(`demo admin token (12 h):\n${token}\n\ntry: curl -H "Authorization: Bearer $TOKEN" ${base}/v1/stock\nCtrl-C stops everything.\n\n`);
 } else {
   log.error('the api did not become ready within 30 s; see its log lines above');

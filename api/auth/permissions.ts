@@ -10,6 +10,7 @@ const READERS: readonly Role[] = ROLES;
 export const PERMISSIONS = {
   'catalog:read': READERS,
   'catalog:write': ['admin', 'manager'],
+  'catalog:reorder': ['admin', 'manager', 'sheet-sync'],
   'locations:write': ['admin'],
   'stock:read': READERS,
   'sync:read': READERS,
@@ -17,6 +18,8 @@ export const PERMISSIONS = {
   'stock:adjust': ['admin', 'manager', 'clerk', 'sheet-sync'],
   'stock:receive': ['admin', 'manager', 'clerk'],
   'stock:transfer': ['admin', 'manager', 'clerk'],
+  'stock:import': ['admin', 'manager'],
+  'stock:export': ['admin', 'manager', 'clerk', 'viewer'],
   'orders:read': ['admin', 'manager', 'clerk', 'order-system', 'viewer'],
   'orders:write': ['admin', 'manager', 'order-system'],
   'orders:read-contact': ['admin', 'manager', 'order-system'],

@@ -35,6 +35,13 @@ const PatchProduct = z
   .refine((p) => Object.keys(p).some((k) => k !== 'expected_version'), 'nothing to change')
   .openapi('PatchProduct');
 
+const ReorderPoint = z
+  .object({
+    reorder_point: z.number().int().min(0).max(1_000_000),
+    expected_version: z.number().int().min(1).optional().openapi({ description: "refuse with 409 version_conflict unless the product still has this version" }),
+  })
+  .openapi('ReorderPoint');
+
 const Location = z.object({ code: LocationCode, name: Name }).openapi('Location');
 const SkuParam = z.object({ sku: Sku });
 
@@ -55,6 +62,10 @@ const routes = {
   update: protectedRoute('catalog:write', {
     method: 'patch', path: '/products/{sku}', summary: 'Change name, reorder settings, components or active flag',
     request: { params: SkuParam, ...jsonBody(PatchProduct) }, responses: { 200: jsonResponse('changed', Product) },
+  }),
+  reorderPoint: protectedRoute('catalog:reorder', {
+    method: 'put', path: '/products/{sku}/reorder-point', summary: 'Set the reorder point only (the narrow change the sheet-sync role may make)',
+    request: { params: SkuParam, ...jsonBody(ReorderPoint), headers: IdempotencyHeader }, responses: { 200: jsonResponse('changed', Product) },
   }),
   remove: protectedRoute('catalog:write', {
     method: 'delete', path: '/products/{sku}', summary: 'Deactivate a product (history is kept; it can no longer be ordered)',
@@ -93,6 +104,13 @@ export function productRoutes(deps: RouteDeps) {
   });
 
   app.openapi(routes.update, async (c) => {
+    const { sku } = c.req.valid('param');
+    const body = c.req.valid('json');
+    const result = await executeCommand(c, deps, body, (ctx) => updateProduct(ctx.trx, sku, body));
+    return c.json(result.body, 200);
+  });
+
+  app.openapi(routes.reorderPoint, async (c) => {
     const { sku } = c.req.valid('param');
     const body = c.req.valid('json');
     const result = await executeCommand(c, deps, body, (ctx) => updateProduct(ctx.trx, sku, body));

@@ -6,6 +6,7 @@
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { configOrExit } from '../../lib/env-config.ts';
 import { startProbeServer } from '../../lib/probe-server.ts';
@@ -31,7 +32,7 @@ export interface ProjectorDefinition<C extends z.ZodObject> {
   name: string;
   config: C;
   /** Builds the projection (connecting to its target); returns it and a close function. */
-  create(config: z.infer<C> & ProjectorBaseConfig, log: Logger): Promise<{ projection: Projection; close(): Promise<void> }>;
+  create(config: z.infer<C> & ProjectorBaseConfig, log: Logger, registry: Registry): Promise<{ projection: Projection; close(): Promise<void> }>;
 }
 
 export async function runProjectorProcess<C extends z.ZodObject>(def: ProjectorDefinition<C>): Promise<void> {
@@ -63,7 +64,7 @@ export async function runProjectorProcess<C extends z.ZodObject>(def: ProjectorD
     try {
       nc = await connect({ servers: config.NATS_URL.split(','), name: `stockwire-${name}-${process.pid}`, maxReconnectAttempts: -1 });
       const status = await new Kvm(nc).create(STATUS_BUCKET, { history: 1 });
-      target = await def.create(config, log);
+      target = await def.create(config, log, metrics.registry);
       runtime = new ProjectorRuntime({
         nc, stream: config.CDC_STREAM, subjectPrefix: config.CDC_SUBJECT_PREFIX, name, projection: target.projection, log, metrics, status,
         batchSize: config.PROJECTOR_BATCH_SIZE,

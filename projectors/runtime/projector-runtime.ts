@@ -55,6 +55,7 @@ export interface ProjectorProps {
 
 const decoder = new TextDecoder();
 const STATUS_EVERY_MS = 250;
+const ACK_WAIT_MS = 30_000;
 
 /** Key of a projector's entry in the sync-status bucket (one bucket serves every stream). */
 export function statusKey(stream: string, projector: string): string {
@@ -69,6 +70,7 @@ export function deadLetterSubject(prefix: string, projector: string): string {
 export class ProjectorRuntime {
   private messages: ConsumerMessages | undefined;
   private queue: JsMsg[] = [];
+  private inFlight: JsMsg[] = [];
   private busy: Promise<void> | undefined;
   private position: AppliedPosition | undefined;
   private deadLetters = 0;
@@ -100,7 +102,7 @@ export class ProjectorRuntime {
       durable_name: this.props.name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: 30_000_000_000,
+      ack_wait: ACK_WAIT_MS * 1_000_000,
       max_deliver: this.maxDeliver + 2, // we dead-letter at maxDeliver; the server's own cap is a backstop
       max_ack_pending: 20_000,
     };
@@ -135,12 +137,23 @@ export class ProjectorRuntime {
   private kick() {
     if (this.busy) return;
     this.busy = (async () => {
+      // a projection may wait out a slow target (a sheet provider throttling us): keep the ack deadline
+      // of every message we hold alive meanwhile, so JetStream does not redeliver them as if we had died
+      const heartbeat = setInterval(() => {
+        for (const m of this.queue) m.working();
+        for (const m of this.inFlight) m.working();
+      }, ACK_WAIT_MS / 3);
       try {
-        while (this.queue.length) await this.processBatch(this.queue.splice(0, this.batchSize));
+        while (this.queue.length) {
+          this.inFlight = this.queue.splice(0, this.batchSize);
+          await this.processBatch(this.inFlight);
+          this.inFlight = [];
+        }
       } catch (err) {
         this.failure = err as Error;
         this.messages?.stop();
       } finally {
+        clearInterval(heartbeat);
         this.busy = undefined;
       }
     })();
