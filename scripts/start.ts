@@ -59,7 +59,7 @@ await migrateUp({ pool, log });
 if (config.SEED_DEMO === 'true') log.info(await seedDemoCatalog({ db, runCommand: createCommandRunner({ db }) }), 'demo catalog ready');
 await close();
 
-const childEnv = {
+const childEnv: Record<string, string | undefined> & { JWT_SECRET: string } = {
   ...process.env,
   DATABASE_URL: database.url,
   JWT_SECRET: process.env.JWT_SECRET ?? secrets.JWT_SECRET,
