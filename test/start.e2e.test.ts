@@ -9,7 +9,9 @@ import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
+import ExcelJS from 'exceljs';
 import { Redis } from 'ioredis';
+import { STOCK } from '../projectors/sheet-sync/layout.ts';
 import { STATUS_BUCKET } from '../projectors/runtime/projector-process.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCluster } from '../db/cluster.ts';
@@ -27,7 +29,7 @@ async function deleteStream(name: string) {
   const jsm = await jetstreamManager(nc);
   for (const s of [name, `${name}_DLQ`]) await jsm.streams.delete(s).catch(() => {});
   const status = await new Kvm(nc).open(STATUS_BUCKET).catch(() => undefined);
-  await status?.purge(`${name}.redis-cache`).catch(() => {});
+  for (const projector of ['redis-cache', 'xlsx-local']) await status?.purge(`${name}.${projector}`).catch(() => {});
   await nc.close();
 }
 
@@ -68,8 +70,9 @@ describe('npm start', () => {
   it('serves the demo catalog with the printed token, restarts a killed service, and stops cleanly on SIGINT', async () => {
     const [port, pgPort] = [await freePort(), await freePort()];
     const unique = `e2e${process.pid}${Date.now().toString(36)}`;
+    const dataDir = await tempDir();
     const run = launch({
-      DATA_DIR: await tempDir(), PORT: String(port), PG_PORT: String(pgPort), DATABASE_URL: '',
+      DATA_DIR: dataDir, PORT: String(port), PG_PORT: String(pgPort), DATABASE_URL: '',
       // the machine's NATS and Redis are shared: this run gets its own stream, subjects and keys
       CDC_STREAM: unique.toUpperCase(), CDC_SUBJECT_PREFIX: unique, REDIS_PREFIX: `${unique}:`, CDC_PROBE_PORT: '0', PROJECTOR_PROBE_PORT: '0',
     });
@@ -107,6 +110,32 @@ describe('npm start', () => {
       return s.projectors.some((p: { name: string }) => p.name === 'redis-cache') ? s : undefined;
     });
     expect(status.slot).toMatchObject({ name: 'stockwire', active: true });
+
+    // the local workbook mirror: the order shows in .data/inventory.xlsx, and an edit saved there is booked
+    const workbook = path.join(dataDir, 'inventory.xlsx');
+    const sheetRow = async (sku: string) => {
+      const wb = new ExcelJS.Workbook();
+      await wb.xlsx.readFile(workbook).catch(() => undefined);
+      let found: ExcelJS.Row | undefined;
+      wb.getWorksheet('MAIN')?.eachRow((row) => {
+        if (row.getCell(STOCK.sku + 1).value === sku) found = row;
+      });
+      return { wb, row: found };
+    };
+    await until('the workbook to show the reservation', async () => {
+      const { row } = await sheetRow('TOWEL-HAND-WHITE');
+      return row && row.getCell(STOCK.reserved + 1).value === db.reserved ? true : undefined;
+    });
+    const edited = await sheetRow('TOWEL-BATH-WHITE');
+    const counted = Number(edited.row!.getCell(STOCK.onHand + 1).value) + 5;
+    edited.row!.getCell(STOCK.onHand + 1).value = counted;
+    await edited.wb.xlsx.writeFile(workbook);
+    await until('the edit to be booked', async () => {
+      const stock = await (await fetch(`${url}/v1/stock/TOWEL-BATH-WHITE/MAIN`, { headers: auth })).json();
+      return stock.on_hand === counted ? true : undefined;
+    });
+    const moves = await (await fetch(`${url}/v1/movements?sku=TOWEL-BATH-WHITE&location=MAIN&limit=1`, { headers: auth })).json();
+    expect(moves.movements[0]).toMatchObject({ reason: 'count', actor: 'sheet-sync-local' });
 
     // a service that dies is restarted by the launcher
     const apiPids = () => [...run.out().matchAll(/"child":"api","pid":(\d+)/g)].map((m) => Number(m[1]));

@@ -39,6 +39,7 @@ import {
   type SheetTarget,
   type TabSpec,
 } from '../sheet-sync/sheet-target.ts';
+import { columnLetter } from '../sheet-sync/layout.ts';
 
 export interface ExcelGraphTargetProps {
   driveId: string;
@@ -98,13 +99,6 @@ class BearerAuthHandler implements Middleware {
   setNext(next: Middleware): void {
     this.next = next;
   }
-}
-
-/** 0-based column index → letters (0 → A). */
-function columnName(c: number): string {
-  let s = '';
-  for (let n = c + 1; n > 0; n = Math.floor((n - 1) / 26)) s = String.fromCharCode(65 + ((n - 1) % 26)) + s;
-  return s;
 }
 
 /** The quote prefix makes Excel store any string as text; '' still clears the cell. */
@@ -365,9 +359,9 @@ export function createExcelGraphTarget(props: ExcelGraphTargetProps): SheetTarge
     const url = sheetUrl(tab.title);
     const last = tab.header.length - 1;
     const ops: Op[] = isNew ? [{ method: 'POST', url: '/worksheets/add', body: { name: tab.title } }] : [];
-    ops.push({ method: 'PATCH', url: `${url}/range(address='A1:${columnName(last)}1')`, body: { values: [tab.header.map(literal)] } });
+    ops.push({ method: 'PATCH', url: `${url}/range(address='A1:${columnLetter(last)}1')`, body: { values: [tab.header.map(literal)] } });
     if (tab.firstHiddenColumn <= last) {
-      const cols = `${columnName(tab.firstHiddenColumn)}:${columnName(last)}`;
+      const cols = `${columnLetter(tab.firstHiddenColumn)}:${columnLetter(last)}`;
       ops.push({ method: 'PATCH', url: `${url}/range(address='${cols}')`, body: { columnHidden: true } });
     }
     // contiguous editable columns unlock together; row 1 (the header) stays locked
@@ -375,7 +369,7 @@ export function createExcelGraphTarget(props: ExcelGraphTargetProps): SheetTarge
     for (let i = 0; i < editable.length; ) {
       let j = i;
       while (j + 1 < editable.length && editable[j + 1] === editable[j]! + 1) j++;
-      const address = `${columnName(editable[i]!)}2:${columnName(editable[j]!)}${LAST_ROW}`;
+      const address = `${columnLetter(editable[i]!)}2:${columnLetter(editable[j]!)}${LAST_ROW}`;
       ops.push({ method: 'PATCH', url: `${url}/range(address='${address}')/format/protection`, body: { locked: false } });
       i = j + 1;
     }
@@ -433,13 +427,13 @@ export function createExcelGraphTarget(props: ExcelGraphTargetProps): SheetTarge
       for (const r of mergeRangeWrites(ranges)) {
         const width = Math.max(1, ...r.rows.map((row) => row.length));
         const values = r.rows.map((row) => Array.from({ length: width }, (_, c) => literal(row[c] ?? null)));
-        const address = `A${r.startRow}:${columnName(width - 1)}${r.startRow + r.rows.length - 1}`;
+        const address = `A${r.startRow}:${columnLetter(width - 1)}${r.startRow + r.rows.length - 1}`;
         ops.push({ method: 'PATCH', url: `${sheetUrl(r.tab)}/range(address='${address}')`, body: { values } });
       }
       const index = notes.length > 0 ? await loadNotes() : undefined;
       const at = new Date(clock()).toISOString();
       for (const n of notes) {
-        const key = `${n.tab}!${columnName(n.column)}${n.row}`;
+        const key = `${n.tab}!${columnLetter(n.column)}${n.row}`;
         let row = index!.rows.get(key);
         if (n.text === null) {
           if (row === undefined) continue;

@@ -22,6 +22,7 @@ import {
   type SheetTarget,
   type TabSpec,
 } from '../sheet-sync/sheet-target.ts';
+import { columnLetter } from '../sheet-sync/layout.ts';
 
 export const SHEETS_SCOPE = 'https://www.googleapis.com/auth/spreadsheets';
 export const PROTECTION_DESCRIPTION = 'stockwire: managed by sync';
@@ -234,10 +235,6 @@ export function quoteTitle(title: string): string {
 }
 
 /** Spreadsheet column letters of a 0-based index: 0 → A, 26 → AA. */
-export function columnLetters(index: number): string {
-  return (index >= 26 ? columnLetters(Math.floor(index / 26) - 1) : '') + String.fromCharCode(65 + (index % 26));
-}
-
 // "Tab!A1:Z1000" → the grid is 1000 rows by 26 columns (a whole-tab read is answered with the tab's extent)
 function gridSize(range: string | null | undefined): { rowCount: number; columnCount: number } | undefined {
   const m = /!A1:([A-Z]+)(\d+)$/.exec(range ?? '');
@@ -356,7 +353,7 @@ export function valueCalls(ranges: RangeWrite[]): sheets_v4.Schema$ValueRange[][
       }
       const first = write.startRow + offset;
       const width = Math.max(1, ...values.map((row) => row.length));
-      const range = `${quoteTitle(write.tab)}!A${first}:${columnLetters(width - 1)}${first + values.length - 1}`;
+      const range = `${quoteTitle(write.tab)}!A${first}:${columnLetter(width - 1)}${first + values.length - 1}`;
       current.push({ range, majorDimension: 'ROWS', values });
       rows += values.length;
     }
