@@ -5,6 +5,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import { bodyLimit } from 'hono/body-limit';
+import { except } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
 import { HTTPException } from 'hono/http-exception';
 import type { AppDeps, AppEnv, RouteDeps } from './context.ts';
@@ -15,6 +16,7 @@ import { ApiError } from './errors.ts';
 import { authenticate } from './middleware/auth.ts';
 import { idempotencyKey } from './middleware/idempotency-key.ts';
 import { requestContext } from './middleware/request-context.ts';
+import { importRoutes } from './routes/imports.ts';
 import { ordersRoutes } from './routes/orders.ts';
 import { productRoutes } from './routes/products.ts';
 import { stockRoutes } from './routes/stock.ts';
@@ -56,12 +58,13 @@ export function createApp(deps: AppDeps) {
     }
   });
 
-  app.use('/v1/*', bodyLimit({
+  // file uploads (POST /v1/imports) read their body after authorization, with their own file-size limit
+  app.use('/v1/*', except('/v1/imports', bodyLimit({
     maxSize: MAX_JSON_BODY,
     onError: () => {
       throw new ApiError(413, 'body_too_large', `request body over ${MAX_JSON_BODY} bytes`);
     },
-  }));
+  })));
   app.use('/v1/*', authenticate({ verifyToken: deps.verifyToken }));
   app.use('/v1/*', idempotencyKey());
   app.use('/v1/*', commitPosition({ run: routeDeps.prepared }));
@@ -69,6 +72,7 @@ export function createApp(deps: AppDeps) {
   app.route('/v1', stockRoutes(routeDeps));
   app.route('/v1', productRoutes(routeDeps));
   app.route('/v1', syncRoutes(routeDeps));
+  app.route('/v1', importRoutes(routeDeps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

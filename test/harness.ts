@@ -72,7 +72,9 @@ export async function createHarness(props: { poolMax?: number; ttlSeconds?: numb
     }
     const res = await app.request(path, { method, headers, body });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+    // JSON answers are parsed; others (the CSV export) come back as text
+    const json = /json/.test(res.headers.get('content-type') ?? '');
+    return { status: res.status, body: text ? (json ? JSON.parse(text) : text) : undefined, headers: res.headers };
   }
 
   /** Fails the test with the response body unless the status matches. */

@@ -6,12 +6,14 @@
  * final grid equal to Postgres, edits taken back, invalid and stale edits reverted with a note, no echo,
  * a 429 storm (or a locked workbook) losing nothing, and a restart that rewrites only what changed.
  */
+import { connect } from '@nats-io/transport-node';
 import ExcelJS from 'exceljs';
 import { OAuth2Client } from 'google-auth-library';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publishSnapshot } from '../cdc/snapshot.ts';
 import { createClientCredentialsAuth } from '../projectors/excel-graph/graph-auth.ts';
 import { createExcelGraphTarget } from '../projectors/excel-graph/graph-target.ts';
 import { createGoogleSheetsTarget } from '../projectors/google-sheets/google-target.ts';
@@ -21,7 +23,7 @@ import { cellValue, createXlsxTarget } from '../projectors/xlsx-local/xlsx-targe
 import { startGraphFake } from './fakes/graph-fake.ts';
 import { startSheetsFake } from './fakes/sheets-fake.ts';
 import { createHarness, type Harness } from './harness.ts';
-import { cdcEnv, cleanUp, killAll, startNodeProcess, uniqueNames, until, type PipelineNames } from './pipeline-harness.ts';
+import { cdcEnv, cleanUp, killAll, SHARED_NATS, startNodeProcess, uniqueNames, until, type PipelineNames } from './pipeline-harness.ts';
 import { gridDifferences, serveApi, startMirror, type RunningMirror } from './sheet-sync-harness.ts';
 
 const SKUS = Array.from({ length: 20 }, (_, i) => `SH-${String(i).padStart(2, '0')}`);
@@ -62,6 +64,8 @@ interface MirrorFixture {
   edit(tab: string, a1: string, value: CellValue): Promise<void>;
   note(tab: string, a1: string): Promise<string | undefined>;
   writeCalls(): number;
+  /** a person wrecks a tab (deletes it where the provider allows, else empties its rows) */
+  wreck(tab: string): Promise<void>;
   /** provider trouble: every second call refused with 429 (a locked file for the workbook) */
   trouble(on: boolean): Promise<void>;
   close(): Promise<void>;
@@ -73,10 +77,17 @@ async function googleFixture(): Promise<MirrorFixture> {
   auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3600_000 });
   return {
     target: () => createGoogleSheetsTarget({ spreadsheetId: fake.spreadsheetId, auth, rootUrl: fake.url }),
-    grid: async (tab) => fake.grid(tab),
+    grid: async (tab) => {
+      try {
+        return fake.grid(tab);
+      } catch {
+        return []; // the tab is gone
+      }
+    },
     edit: async (tab, a1, value) => fake.setCell(tab, a1, value),
     note: async (tab, a1) => fake.note(tab, a1),
     writeCalls: () => fake.writeCalls,
+    wreck: async (tab) => fake.deleteTab(tab),
     trouble: async (on) => (on ? fake.rejectEvery(2, 429, 1) : fake.resetFaults()),
     close: () => fake.close(),
   };
@@ -91,6 +102,9 @@ async function graphFixture(): Promise<MirrorFixture> {
     edit: async (tab, a1, value) => fake.setCell(tab, a1, value),
     note: async (tab, a1) => fake.notes().find((n: { tab: string; cell: string; note: string }) => n.tab === tab && n.cell === a1)?.note,
     writeCalls: () => fake.writeCalls,
+    async wreck(tab) {
+      fake.grid(tab).forEach((cells, r) => cells.forEach((_, c) => r > 0 && fake.setCell(tab, cellRef(c, r + 1), null)));
+    },
     trouble: async (on) => (on ? fake.rejectEvery(2, 429, 1) : fake.resetFaults()),
     close: () => fake.close(),
   };
@@ -135,6 +149,11 @@ async function xlsxFixture(): Promise<MirrorFixture> {
       return typeof note === 'string' ? note : note?.texts?.map((t) => t.text).join('');
     },
     writeCalls: () => writes,
+    async wreck(tab) {
+      const wb = await open();
+      wb.removeWorksheet(wb.getWorksheet(tab)!.id);
+      await wb.xlsx.writeFile(file);
+    },
     trouble: async (on) => (on ? writeFile(lockFile, 'someone,host,0;') : rm(lockFile, { force: true })),
     close: () => rm(dir, { recursive: true, force: true }),
   };
@@ -166,16 +185,27 @@ async function inStep(fx: MirrorFixture, timeoutMs = 60_000) {
   });
 }
 
-/** `count` stock changes spread evenly over `seconds`, on random rows. */
-async function changeStock(count: number, seconds: number) {
+/**
+ * `count` stock changes spread evenly over `seconds`, on random rows: one ledger row per transaction,
+ * written straight to the ledger (what the API's adjustment writes) so a loaded machine still produces
+ * them on time; `viaApi` sends them through the API instead.
+ */
+async function changeStock(count: number, seconds: number, viaApi = false) {
   const started = Date.now();
   for (let i = 0; i < count; i++) {
     const due = started + (i * seconds * 1000) / count;
     if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
     const sku = SKUS[Math.floor(Math.random() * SKUS.length)]!;
     const location = LOCATIONS[i % LOCATIONS.length]!;
-    await h.ok(200, 'POST', '/v1/adjustments', { body: { sku, location, delta: i % 3 === 0 ? -1 : 1, reason: 'correction' } });
+    const delta = i % 3 === 0 ? -1 : 1;
+    if (viaApi) await h.ok(200, 'POST', '/v1/adjustments', { body: { sku, location, delta, reason: 'correction' } });
+    else {
+      await h.pool.query(
+        `INSERT INTO stock_movements (sku, location, delta_on_hand, delta_reserved, reason, cause, actor, note)
+         VALUES ($1, $2, $3, 0, 'adjustment', 'correction', 'test-load', 'sheet-sync test load')`, [sku, location, delta]);
+    }
   }
+  return Date.now() - started;
 }
 
 describe.each([
@@ -267,10 +297,21 @@ describe.each([
     expect(mirror.engine.counters.rowsWritten).toBeLessThanOrEqual(4);
   }, 60_000);
 
+  it('rebuilds a wrecked tab from a resync (npm run resync)', async () => {
+    await fx.wreck('SHOP');
+    const nc = await connect({ servers: SHARED_NATS });
+    try {
+      await publishSnapshot({ databaseUrl: h.url, nc, subjectPrefix: names.prefix, publication: 'stockwire' });
+    } finally {
+      await nc.close();
+    }
+    await inStep(fx);
+  }, 60_000);
+
   it('loses nothing while the provider refuses every second call', async () => {
     await fx.trouble(true);
     try {
-      await changeStock(300, 3);
+      await changeStock(300, 3, true);
       await until('the engine to have retried', () => (mirror.engine.counters.providerRetries > 0 ? true : undefined), 30_000);
     } finally {
       await fx.trouble(false);

@@ -127,6 +127,11 @@ export class SheetSyncEngine implements Projection {
     if (this.stopped) throw new Error('sheet sync stopped');
     const touched = this.props.model.apply(events);
     for (const ref of touched.rows) this.mark(ref, touched.forced);
+    if (touched.forced) {
+      // a resync rebuilds the sheet: re-create tabs a person deleted and re-learn where rows are
+      this.knownTabs.clear();
+      this.readDue = true;
+    }
     if (!this.wantsWrite()) return;
     // resolved once everything applied so far is in the sheet; provider outages are waited out (the
     // runtime keeps the messages' ack deadline alive meanwhile), so nothing is acknowledged early
