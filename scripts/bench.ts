@@ -4,9 +4,11 @@
  *   reservation.{api_tps,p99_ms}          npm run loadcheck (64 connections)
  *   cdc.{reader_eps,recvlogical_eps,js_publish_eps,ratio}, latency.redis-cache.{p50_ms,p99_ms,max_ms},
  *   cdc.slot_lag_bytes_at_peak            npm run bench:cdc
+ *   latency.<xlsx-local, google-sheets, excel-graph>.{p50_ms,p99_ms,max_ms} (highest rate ≤ 200/s),
+ *   sheets.calls_per_1000 (Google at that rate; per_mirror beside it)  scripts/bench-sheets.ts
  * Not measured yet (null, with the reason in `missing`): the pgbench baseline of the reservation SQL,
- * the other projectors' latencies, sheets calls per 1,000 changes, RSS per process.
- * --quick (< 3 min): shorter load check and a smaller CDC run.
+ * the alert and webhook projectors' latencies, RSS per process.
+ * --quick (< 3 min): shorter load check, a smaller CDC run and shorter sheet phases.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -24,14 +26,35 @@ function run(script: string, args: string[]) {
   if (result.status !== 0) throw new Error(`${script} exited with ${result.status}`);
 }
 
+const SHEET_MIRRORS = ['xlsx-local', 'google-sheets', 'excel-graph'] as const;
+type SheetRate = { p50_ms: number; p99_ms: number; max_ms: number; calls_per_1000: number | null };
+
+/** bench-sheets.ts' results at its highest rate ≤ 200/s: latency per mirror, write calls per 1,000 changes. */
+function sheetSummary(report: { results: Record<string, Record<string, SheetRate>> }) {
+  const rates = [...new Set(Object.values(report.results).flatMap((r) => Object.keys(r).map(Number)))];
+  const rate = Math.max(...rates.filter((r) => r <= 200));
+  const latency: Partial<Record<(typeof SHEET_MIRRORS)[number], { p50_ms: number; p99_ms: number; max_ms: number; rate_per_s: number }>> = {};
+  const perMirror: Record<string, number | null> = {};
+  for (const m of SHEET_MIRRORS) {
+    const r = report.results[m]?.[String(rate)];
+    if (!r) continue;
+    latency[m] = { p50_ms: r.p50_ms, p99_ms: r.p99_ms, max_ms: r.max_ms, rate_per_s: rate };
+    perMirror[m] = r.calls_per_1000;
+  }
+  return { latency, calls: { calls_per_1000: perMirror['google-sheets'] ?? null, rate_per_s: rate, per_mirror: perMirror } };
+}
+
 await runCli('bench', async () => {
   const out = path.join(ROOT, 'bench', 'results');
   await mkdir(out, { recursive: true });
   const loadFile = path.join(out, 'loadcheck-latest.json');
   run('load-check.ts', ['--connections', '64', '--seconds', values.quick ? '10' : '30', '--json', loadFile]);
   run('bench-cdc.ts', values.quick ? ['--changes', '100000', '--seconds', '10', '--max-seconds', '8'] : []);
+  const sheetsFile = path.join(out, 'sheets-latest.json');
+  run('bench-sheets.ts', [...(values.quick ? ['--seconds', '10', '--rates', '50,200'] : ['--seconds', '30', '--rates', '50,200,500']), '--json', sheetsFile]);
   const load = JSON.parse(await readFile(loadFile, 'utf8'));
   const cdc = JSON.parse(await readFile(path.join(out, 'cdc-latest.json'), 'utf8'));
+  const sheets = sheetSummary(JSON.parse(await readFile(sheetsFile, 'utf8')));
   const results = {
     at: new Date().toISOString(),
     quick: values.quick,
@@ -41,11 +64,14 @@ await runCli('bench', async () => {
       reader_eps: cdc.reader.eps, recvlogical_eps: cdc.recvlogical.eps, js_publish_eps: cdc.js_publish.eps, ratio: cdc.cdc.ratio,
       lag_at_peak_ms: cdc.max_rate.projector_lag_ms_max_sampled, slot_lag_bytes_at_peak: cdc.max_rate.slot_lag_bytes_max, keeps_up: cdc.max_rate.keeps_up,
     },
-    latency: { 'redis-cache': { p50_ms: cdc.e2e.commit_to_visible_ms.p50, p99_ms: cdc.e2e.commit_to_visible_ms.p99, max_ms: cdc.e2e.commit_to_visible_ms.max, rate_per_s: cdc.params.rate } },
+    latency: {
+      'redis-cache': { p50_ms: cdc.e2e.commit_to_visible_ms.p50, p99_ms: cdc.e2e.commit_to_visible_ms.p99, max_ms: cdc.e2e.commit_to_visible_ms.max, rate_per_s: cdc.params.rate },
+      ...sheets.latency,
+    },
+    sheets: sheets.calls,
     missing: {
       'reservation.pgbench_tps': 'pgbench over the captured reservation SQL is not built yet (issue 7)',
-      'latency.<sheets, alerts, webhooks>': 'those projectors do not exist yet (issues 4 and 5)',
-      'sheets.calls_per_1000': 'no sheet projector yet (issue 4)',
+      'latency.<alerts, webhooks>': 'those projectors do not exist yet (issue 5)',
       'rss_mb.<process>': 'not sampled yet',
     },
   };
@@ -56,6 +82,10 @@ await runCli('bench', async () => {
     ['cdc.ratio', results.cdc.ratio], ['cdc.lag_at_peak_ms', results.cdc.lag_at_peak_ms], ['cdc.slot_lag_bytes_at_peak', results.cdc.slot_lag_bytes_at_peak],
     ['latency.redis-cache.p50_ms', results.latency['redis-cache'].p50_ms], ['latency.redis-cache.p99_ms', results.latency['redis-cache'].p99_ms],
     ['latency.redis-cache.max_ms', results.latency['redis-cache'].max_ms],
+    ...SHEET_MIRRORS.flatMap((m) => (['p50_ms', 'p99_ms', 'max_ms'] as const).map((k): [string, unknown] => [`latency.${m}.${k}`, sheets.latency[m]?.[k] ?? null])),
+    [`sheets.calls_per_1000 (${sheets.calls.rate_per_s}/s)`, results.sheets.calls_per_1000],
+    ...SHEET_MIRRORS.map((m): [string, unknown] => [`sheets.calls_per_1000.${m}`, sheets.calls.per_mirror[m]]),
   ];
-  process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(32)} ${v}`).join('\n')}\n\nwritten to bench/results/latest.json\n`);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\nwritten to bench/results/latest.json\n`);
 });
