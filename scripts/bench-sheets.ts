@@ -12,7 +12,7 @@
  * speaking their protocol, the local workbook a real .xlsx file), fed by a ProjectorRuntime under its own
  * durable name. The engine's inbound client talks to the API with a sheet-sync token.
  *
- * Method: each mirror's projection is wrapped; after engine.apply(events) resolved — it resolves only once
+ * Method: each mirror's projection is wrapped; after engine.stage(events) resolved — it resolves only once
  * the rows are written to the sheet — every stock_levels change at BENCH in the batch gets the sample
  * Date.now() − its Postgres commit time (envelope commitTime, same host clock, ms resolution). For each
  * rate, adjustments (one transaction changing one stock row each) are sent open-loop to the API for
@@ -158,25 +158,28 @@ async function startBenchMirror(props: {
   const seen = new Set<string>(); // message ids: a redelivered change is not a second sample
   const runtime = new ProjectorRuntime({
     nc: props.nc, stream: props.stream, subjectPrefix: props.prefix, name, log,
+    // the pipelined form, as in production (the runtime stages the next batch while one is written)
     projection: {
-      async apply(events: ChangeEvent[]) {
-        await engine.apply(events);
-        const now = Date.now();
-        const p = phase;
-        if (!p) return;
-        for (const e of events) {
-          if (e.table !== 'stock_levels' || (e.after ?? e.before)?.location !== LOCATION) continue;
-          const commit = Date.parse(e.source.commitTime);
-          const id = messageIdFor(e.source);
-          if (commit < p.startedAt - 1 || seen.has(id)) continue; // (commit times are whole ms)
-          seen.add(id);
-          const list = samples.get(p.name) ?? [];
-          list.push(now - commit);
-          samples.set(p.name, list);
-        }
-      },
+      apply: (events: ChangeEvent[]) => record(events, engine.apply(events)),
+      stage: (events: ChangeEvent[]) => record(events, engine.stage(events)),
     },
   });
+  async function record(events: ChangeEvent[], written: Promise<void>) {
+    await written;
+    const now = Date.now();
+    const p = phase;
+    if (!p) return;
+    for (const e of events) {
+      if (e.table !== 'stock_levels' || (e.after ?? e.before)?.location !== LOCATION) continue;
+      const commit = Date.parse(e.source.commitTime);
+      const id = messageIdFor(e.source);
+      if (commit < p.startedAt - 1 || seen.has(id)) continue; // (commit times are whole ms)
+      seen.add(id);
+      const list = samples.get(p.name) ?? [];
+      list.push(now - commit);
+      samples.set(p.name, list);
+    }
+  }
   let stopped = false;
   // the runtime's owner restarts it with a pause, as projector-process does
   const running = (async () => {

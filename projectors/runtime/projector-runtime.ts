@@ -26,6 +26,14 @@ export interface AppliedPosition {
 export interface Projection {
   /** Applies changes in stream order; must be idempotent. Throw to have the batch retried. */
   apply(events: ChangeEvent[]): Promise<void>;
+  /**
+   * Optional pipelined form of apply, for targets whose writes are paced (sheet providers): takes the
+   * batch in synchronously, in stream order, and returns a promise that settles when its effect is
+   * durable. The runtime goes on to the next batch meanwhile and acknowledges batches in order as their
+   * promises resolve, so changes arriving during one paced write go out with the next one. A rejection
+   * redelivers that batch and every later one still unsettled (the applied position never passes it).
+   */
+  stage?(events: ChangeEvent[]): Promise<void>;
   /** Persists the applied position next to the projection (optional). */
   recordPosition?(position: AppliedPosition): Promise<void>;
 }
@@ -71,6 +79,11 @@ export class ProjectorRuntime {
   private messages: ConsumerMessages | undefined;
   private queue: JsMsg[] = [];
   private inFlight: JsMsg[] = [];
+  /** staged batches not yet settled (pipelined projections), acknowledged in order */
+  private settling: Promise<void> = Promise.resolve();
+  private readonly unsettled = new Set<JsMsg>();
+  /** a staged batch failed: later unsettled batches are redelivered too, until the pipeline drains */
+  private pipelineBroken = false;
   private busy: Promise<void> | undefined;
   private position: AppliedPosition | undefined;
   private deadLetters = 0;
@@ -132,6 +145,7 @@ export class ProjectorRuntime {
   async stop(): Promise<void> {
     await this.messages?.close().catch(() => {});
     await this.busy;
+    await this.settling;
   }
 
   private kick() {
@@ -142,6 +156,7 @@ export class ProjectorRuntime {
       const heartbeat = setInterval(() => {
         for (const m of this.queue) m.working();
         for (const m of this.inFlight) m.working();
+        for (const m of this.unsettled) m.working();
       }, ACK_WAIT_MS / 3);
       try {
         while (this.queue.length) {
@@ -175,6 +190,7 @@ export class ProjectorRuntime {
       else parsed.push({ m, event });
     }
     const changes = parsed.filter((p): p is { m: JsMsg; event: ChangeEvent } => p.event.op !== 'position');
+    if (this.props.projection.stage) return this.stageBatch(parsed, changes);
     try {
       if (changes.length) await this.props.projection.apply(changes.map((c) => c.event));
       for (const p of parsed) p.m.ack();
@@ -194,6 +210,39 @@ export class ProjectorRuntime {
       return;
     }
     await this.advance(parsed);
+  }
+
+  /** Pipelined projections: stage now, settle (ack or redeliver) in order when the effect is durable. */
+  private stageBatch(parsed: { m: JsMsg; event: StreamMessage }[], changes: { m: JsMsg; event: ChangeEvent }[]) {
+    for (const p of parsed) this.unsettled.add(p.m);
+    let durable: Promise<void>;
+    try {
+      durable = changes.length ? this.props.projection.stage!(changes.map((c) => c.event)) : Promise.resolve();
+    } catch (err) {
+      durable = Promise.reject(err);
+    }
+    const previous = this.settling;
+    this.settling = (async () => {
+      let failure: Error | undefined;
+      await durable.catch((err: Error) => (failure = err));
+      await previous;
+      if (this.pipelineBroken && !failure) failure = new Error('an earlier batch failed; redelivering in order');
+      if (!failure) {
+        for (const p of parsed) p.m.ack();
+        this.props.metrics?.eventsApplied.inc({ projector: this.props.name }, changes.length);
+        await this.advance(parsed);
+      } else {
+        this.pipelineBroken = true;
+        this.props.log.warn({ err: { message: failure.message }, size: changes.length }, 'staged batch failed; redelivering it');
+        for (const p of parsed) {
+          if (p.event.op === 'position') p.m.nak(0);
+          else if (isPermanent(failure) || p.m.info.deliveryCount >= this.maxDeliver) await this.deadLetter(p.m, failure);
+          else p.m.nak(redeliveryDelayMs(p.m.info.deliveryCount, failure));
+        }
+      }
+      for (const p of parsed) this.unsettled.delete(p.m);
+      if (this.unsettled.size === 0) this.pipelineBroken = false;
+    })();
   }
 
   /** Applies one change; true when it is settled (applied or dead-lettered), false when it will be redelivered. */

@@ -84,7 +84,10 @@ export class SheetSyncEngine implements Projection {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private rerun = false;
-  private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** stage() callers, each waiting for the rows marked up to `upTo` to be written */
+  private waiters: { upTo: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** sequence number of the latest mark */
+  private markSeq = 0;
   /** editable cells holding an edit the API could not take yet: writes leave them alone */
   private readonly heldCells = new Set<string>();
   private pollTimer: NodeJS.Timeout | undefined;
@@ -123,8 +126,17 @@ export class SheetSyncEngine implements Projection {
     this.schedule();
   }
 
-  async apply(events: ChangeEvent[]): Promise<void> {
-    if (this.stopped) throw new Error('sheet sync stopped');
+  apply(events: ChangeEvent[]): Promise<void> {
+    return this.stage(events);
+  }
+
+  /**
+   * Takes a batch in at once and returns a promise that resolves when everything taken in so far is in
+   * the sheet (the runtime stages the next batch meanwhile). Provider outages are waited out — the
+   * runtime keeps the messages' ack deadline alive — so nothing is acknowledged early.
+   */
+  stage(events: ChangeEvent[]): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('sheet sync stopped'));
     const touched = this.props.model.apply(events);
     for (const ref of touched.rows) this.mark(ref, touched.forced);
     if (touched.forced) {
@@ -132,16 +144,15 @@ export class SheetSyncEngine implements Projection {
       this.knownTabs.clear();
       this.readDue = true;
     }
-    if (!this.wantsWrite()) return;
-    // resolved once everything applied so far is in the sheet; provider outages are waited out (the
-    // runtime keeps the messages' ack deadline alive meanwhile), so nothing is acknowledged early
-    await new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
+    if (!this.wantsWrite()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ upTo: this.markSeq, resolve, reject });
       this.schedule();
     });
   }
 
   private mark(ref: RowRef, forced: boolean) {
+    this.markSeq += 1;
     const id = rowId(ref);
     const current = this.pending.get(id);
     this.pending.set(id, { ref, forced: forced || Boolean(current?.forced) });
@@ -184,7 +195,7 @@ export class SheetSyncEngine implements Projection {
         if (this.writeWaitMs() === 0) await this.writePending();
         else this.rerun = true;
       }
-      if (!this.wantsWrite()) for (const w of this.waiters.splice(0)) w.resolve();
+      if (!this.wantsWrite()) this.settleWaiters(this.markSeq);
     } catch (err) {
       this.props.log.error({ err: { message: (err as Error).message } }, 'sheet sync cycle failed');
       for (const w of this.waiters.splice(0)) w.reject(err as Error);
@@ -192,6 +203,13 @@ export class SheetSyncEngine implements Projection {
       this.running = false;
       if (this.rerun || this.wantsWrite()) this.schedule();
     }
+  }
+
+  /** Resolves the waiters whose rows are all written (marked at or before `written`). */
+  private settleWaiters(written: number) {
+    const done = this.waiters.filter((w) => w.upTo <= written);
+    this.waiters = this.waiters.filter((w) => w.upTo > written);
+    for (const w of done) w.resolve();
   }
 
   private async exclusive(fn: () => Promise<void>) {
@@ -332,6 +350,7 @@ export class SheetSyncEngine implements Projection {
     if (this.pending.size === 0 && this.notes.length === 0) return;
     await this.ensureTabs();
     const batch = [...this.pending.values()];
+    const covered = this.markSeq;
     this.pending.clear();
     const notes = this.notes;
     this.notes = [];
@@ -349,7 +368,10 @@ export class SheetSyncEngine implements Projection {
     }
     rows.sort((a, b) => (a.tab === b.tab ? a.row - b.row : a.tab < b.tab ? -1 : 1));
     const chunkSize = this.props.maxRowsPerWrite ?? 5000;
-    if (rows.length === 0 && notes.length === 0) return;
+    if (rows.length === 0 && notes.length === 0) {
+      this.settleWaiters(covered);
+      return;
+    }
     try {
       for (let i = 0; i < Math.max(rows.length, notes.length ? 1 : 0); i += chunkSize) {
         const chunk = rows.slice(i, i + chunkSize);
@@ -366,6 +388,7 @@ export class SheetSyncEngine implements Projection {
         }
       }
       this.lastWriteAt = Date.now();
+      this.settleWaiters(covered);
     } catch (err) {
       // nothing is dropped: the rows stay marked for the next cycle
       for (const p of batch) this.mark(p.ref, p.forced);
