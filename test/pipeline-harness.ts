@@ -120,6 +120,24 @@ export async function startPrivateNats() {
   };
 }
 
+/** Runs a runtime the way the projector process does: when the consumer changes (replay) or fails, run it again. */
+export function keepRunning(runtime: ProjectorRuntime): { stop(): Promise<void> } {
+  let stopped = false;
+  const running = (async () => {
+    while (!stopped) {
+      await runtime.run().catch(() => {});
+      if (!stopped) await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await runtime.stop();
+      await running;
+    },
+  };
+}
+
 /** An in-process projector that remembers every change it applied, keyed by its message id. */
 export async function startCountingProjector(props: { natsUrl?: string; names: PipelineNames; name?: string }) {
   const nc = await connect({ servers: (props.natsUrl ?? SHARED_NATS).split(','), maxReconnectAttempts: -1 });
@@ -145,20 +163,13 @@ export async function startCountingProjector(props: { natsUrl?: string; names: P
     const jsm = await jetstreamManager(nc);
     return (await jsm.streams.info(props.names.stream).then(() => true, () => undefined));
   });
-  let stopped = false;
-  // like the projector process: when the consumer changes (replay) or fails, run the loop again
-  const running = (async () => {
-    while (!stopped) {
-      await runtime.run().catch(() => {});
-      if (!stopped) await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
+  const running = keepRunning(runtime);
   return {
     effects,
     seen,
     counters,
     runtime,
-    async stop() { stopped = true; await runtime.stop(); await running; await nc.close(); },
+    async stop() { await running.stop(); await nc.close(); },
   };
 }
 

@@ -14,7 +14,7 @@ import { createSheetSync, type Quotas } from '../projectors/sheet-sync/sheet-pro
 import type { CellValue, SheetTarget } from '../projectors/sheet-sync/sheet-target.ts';
 import type { SheetSyncEngine } from '../projectors/sheet-sync/sync-engine.ts';
 import type { Harness } from './harness.ts';
-import { SHARED_NATS, type PipelineNames } from './pipeline-harness.ts';
+import { keepRunning, SHARED_NATS, type PipelineNames } from './pipeline-harness.ts';
 
 /** Serves the harness app on a free loopback port (the engine reaches the API over HTTP, as in production). */
 export async function serveApi(h: Harness): Promise<{ url: string; close(): Promise<void> }> {
@@ -54,27 +54,19 @@ export async function startMirror(props: {
       DATABASE_URL: props.h.url,
       STOCKWIRE_API_URL: props.apiUrl,
       SHEET_SYNC_TOKEN: props.h.tokens['sheet-sync'],
-      SHEET_FLUSH_INTERVAL_MS: props.flushIntervalMs ?? 750,
+      SHEET_FLUSH_INTERVAL_MS: props.flushIntervalMs ?? 800,
       SHEET_POLL_INTERVAL_MS: props.pollIntervalMs ?? 500,
     },
   }).finally(() => pool.end());
   const nc = await connect({ servers: SHARED_NATS, maxReconnectAttempts: -1 });
   const runtime = new ProjectorRuntime({ nc, stream: props.names.stream, subjectPrefix: props.names.prefix, name: props.name, projection: engine, log, batchSize: 2000 });
-  let stopped = false;
-  const running = (async () => {
-    while (!stopped) {
-      await runtime.run().catch(() => {});
-      if (!stopped) await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
+  const running = keepRunning(runtime);
   return {
     engine,
     runtime,
     async stop() {
-      stopped = true;
       await engine.stop();
-      await runtime.stop();
-      await running;
+      await running.stop();
       await nc.close();
       await props.target.close();
     },
