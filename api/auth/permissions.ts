@@ -23,6 +23,8 @@ export const PERMISSIONS = {
   'orders:read': ['admin', 'manager', 'clerk', 'order-system', 'viewer'],
   'orders:write': ['admin', 'manager', 'order-system'],
   'orders:read-contact': ['admin', 'manager', 'order-system'],
+  'api-keys:manage': ['admin'],
+  'audit:read': ['admin'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Action = keyof typeof PERMISSIONS;
