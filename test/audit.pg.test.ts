@@ -320,3 +320,37 @@ describe('npm run audit:verify', () => {
     expect(broken.out).toContain(`BROKEN at row ${rows[0].id} (chain_seq 2): row content does not match its hash`);
   });
 });
+
+describe('GET /v1/audit', () => {
+  it('lists entries newest first for admins, filtered by entity and id or by actor, a page at a time', async () => {
+    await h.fixtures.product('AUDIT-READ-1');
+    await h.ok(200, 'PATCH', '/v1/products/AUDIT-READ-1', { body: { name: 'Renamed for the audit read' } });
+    const byEntity = await h.ok(200, 'GET', '/v1/audit?entity=product&entity_id=AUDIT-READ-1');
+    expect(byEntity.entries.map((e: { action: string }) => e.action)).toEqual(['product.update', 'product.create']);
+    expect(byEntity.entries[0]).toMatchObject({ actor: 'test-admin', entity: 'product', entity_id: 'AUDIT-READ-1' });
+    expect(byEntity.entries[0].after.name).toBe('Renamed for the audit read');
+    expect(byEntity.entries[0].before.name).toBe('Product AUDIT-READ-1');
+
+    const page1 = await h.ok(200, 'GET', '/v1/audit?actor=test-admin&limit=2');
+    expect(page1.entries).toHaveLength(2);
+    expect(page1.entries.every((e: { actor: string }) => e.actor === 'test-admin')).toBe(true);
+    expect(Number(page1.entries[0].id)).toBeGreaterThan(Number(page1.entries[1].id));
+    const page2 = await h.ok(200, 'GET', `/v1/audit?actor=test-admin&limit=2&before_id=${page1.next_before_id}`);
+    expect(Number(page2.entries[0].id)).toBeLessThan(Number(page1.entries[1].id));
+
+    const sealed = await sealAuditRows(h.db);
+    expect(sealed).toBeGreaterThan(0);
+    const after = await h.ok(200, 'GET', '/v1/audit?entity=product&entity_id=AUDIT-READ-1');
+    expect(after.entries[0].hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(after.entries[0].chain_seq).not.toBeNull();
+  });
+
+  it('refuses everyone but admins, and an id filter without its entity', async () => {
+    for (const role of ['manager', 'clerk', 'viewer', 'order-system', 'sheet-sync'] as const) {
+      expect((await h.call('GET', '/v1/audit', { role })).status).toBe(403);
+    }
+    const res = await h.call('GET', '/v1/audit?entity_id=X');
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('validation_failed');
+  });
+});
