@@ -16,6 +16,7 @@ import { ApiError } from './errors.ts';
 import { authenticate } from './middleware/auth.ts';
 import { idempotencyKey } from './middleware/idempotency-key.ts';
 import { requestContext } from './middleware/request-context.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { importRoutes } from './routes/imports.ts';
 import { ordersRoutes } from './routes/orders.ts';
 import { productRoutes } from './routes/products.ts';
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps) {
   app.route('/v1', productRoutes(routeDeps));
   app.route('/v1', syncRoutes(routeDeps));
   app.route('/v1', importRoutes(routeDeps));
+  app.route('/v1', auditRoutes(routeDeps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

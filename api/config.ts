@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-const piiKeys = z
+export const piiKeys = z
   .string()
   .describe('comma-separated "kid:base64key" AES-256 keys for personal data; the first encrypts, all decrypt')
   .transform((value, ctx) => {
