@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { inject } from 'vitest';
 import { createApp } from '../api/app.ts';
 import { ROLES, type Role } from '../api/auth/permissions.ts';
@@ -40,13 +40,13 @@ export class TestClock {
 }
 
 /** Creates a fresh database and app for one test file; call close() in afterAll. */
-export async function createHarness(props: { poolMax?: number; ttlSeconds?: number } = {}) {
+export async function createHarness(props: { poolMax?: number; ttlSeconds?: number; log?: Logger } = {}) {
   const adminUrl = inject('pgAdminUrl');
   const name = `t_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const url = await ensureDatabase(adminUrl, name, 'stockwire_template');
   const database = openDatabase({ url, max: props.poolMax ?? 20 });
   const clock = new TestClock();
-  const log = pino({ level: 'silent' });
+  const log = props.log ?? pino({ level: 'silent' });
   const app = createApp({
     db: database.db,
     pool: database.pool,
