@@ -86,7 +86,7 @@ describe('hostile input on every endpoint', () => {
           expectClean(`${op.method} ${path}`, res.status, text);
           if (res.status >= 400) refusedIds.push(requestId);
         }),
-        { numRuns: 25 },
+        { numRuns: 60 },
       );
     }
     const leftovers = await h.pool.query('SELECT request_id, action FROM audit_log WHERE request_id = ANY($1)', [refusedIds]);
