@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/schema.ts';
+import { anchorHead, type AnchorStore } from './domain/audit-anchor.ts';
 import { sealAuditRows } from './domain/audit-chain.ts';
 import type { RunCommand } from './domain/command-runner.ts';
 import { dueForExpiry, transitionOrder } from './domain/orders.ts';
@@ -27,6 +28,8 @@ export interface MaintenanceProps {
   clock: () => Date;
   intervalMs: number;
   metrics?: ApiMetrics | undefined;
+  /** where the chain head is recorded after each seal (outside Postgres) */
+  anchor?: AnchorStore | undefined;
 }
 
 /** Expires every due reservation (one order per transaction); returns how many were released. */
@@ -84,7 +87,9 @@ export function createMaintenance(props: MaintenanceProps) {
     if (!(await holdLeadership())) return;
     props.metrics?.sweeps.inc();
     await expireDueOrders(props);
-    while ((await sealAuditRows(props.db)) > 0) { /* drain the backlog */ }
+    let sealed = 0;
+    for (let n = await sealAuditRows(props.db); n > 0; n = await sealAuditRows(props.db)) sealed += n;
+    if (sealed && props.anchor) await anchorHead(props.db, props.anchor, props.clock());
     await sql`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${IDEMPOTENCY_RETENTION_HOURS})`.execute(props.db);
   }
 

@@ -1,6 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { anchorHead, natsAnchorStore } from '../api/domain/audit-anchor.ts';
 import { GENESIS_HASH, sealAuditRows, verifyAuditChain } from '../api/domain/audit-chain.ts';
 import { createHarness, dayFrom, type CallOptions, type Harness } from './harness.ts';
 import { ledgerViolations } from './invariants.ts';
@@ -352,5 +355,58 @@ describe('GET /v1/audit', () => {
     const res = await h.call('GET', '/v1/audit?entity_id=X');
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('validation_failed');
+  });
+});
+
+describe('the audit anchor (rows removed from the end of the chain)', () => {
+  let own: Harness;
+  let nc: NatsConnection;
+  const bucket = `audit_anchor_test_${process.pid}_${Date.now().toString(36)}`;
+  beforeAll(async () => {
+    own = await createHarness();
+    await own.fixtures.location('MAIN');
+    await own.fixtures.product('AUD-TAIL');
+    for (let i = 0; i < 4; i++) await own.fixtures.receive('AUD-TAIL', 'MAIN', 1);
+    nc = await connect({ servers: 'nats://127.0.0.1:4222' });
+  });
+  afterAll(async () => {
+    await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`).catch(() => {});
+    await nc.close();
+    await own.close();
+  });
+
+  function verifyCli() {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
+      cwd: path.resolve(import.meta.dirname, '..'), env: { ...process.env, DATABASE_URL: own.url, NATS_URL: 'nats://127.0.0.1:4222', AUDIT_ANCHOR_BUCKET: bucket },
+      encoding: 'utf8', timeout: 60_000,
+    });
+    return { code: result.status, out: result.stdout + result.stderr };
+  }
+
+  it('records the chain head outside Postgres and reports a truncated tail the chain alone cannot show', async () => {
+    while ((await sealAuditRows(own.db)) > 0) { /* all sealed */ }
+    const store = natsAnchorStore({ nats: () => nc, key: new URL(own.url).pathname.slice(1), bucket });
+    await anchorHead(own.db, store, new Date());
+    const anchored = await store.latest();
+    expect(anchored?.chain_seq).toBe('6'); // location, product, 4 receipts
+    const ok = verifyCli();
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toContain('audit anchor ok: the chain still holds chain_seq 6');
+
+    const client = await own.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only');
+      await client.query('DELETE FROM audit_log WHERE chain_seq >= 5');
+      await client.query('ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect((await verifyAuditChain(own.db)).ok).toBe(true); // the shortened chain still links up
+    const truncated = verifyCli();
+    expect(truncated.code).toBe(1);
+    expect(truncated.out).toContain('audit chain TRUNCATED');
+    expect(truncated.out).toContain('reached chain_seq 6, but the database ends at 4');
   });
 });
