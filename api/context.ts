@@ -12,6 +12,8 @@ import type { Principal, TokenVerifier } from './auth/tokens.ts';
 import type { RunCommand } from './domain/command-runner.ts';
 import type { PiiCipher } from './domain/pii-cipher.ts';
 import type { ApiMetrics } from './metrics.ts';
+import type { RateDecision, RateLimiter, RateLimitRule } from './middleware/rate-limit.ts';
+import type { CidrList } from './net/cidr.ts';
 import type { StockCacheReader } from './read-models/stock-cache-reader.ts';
 import type { SyncStatusReader } from './read-models/sync-status.ts';
 
@@ -30,6 +32,14 @@ export interface AppDeps {
   syncStatus?: SyncStatusReader | undefined;
   /** Prometheus metrics (created by createApp when absent) */
   metrics?: ApiMetrics | undefined;
+  /** client addresses: proxies whose X-Forwarded-For is believed, and the allowlists (absent: none) */
+  network?: {
+    trustedProxies?: CidrList | undefined;
+    adminAllowed?: CidrList | undefined;
+    apiAllowed?: CidrList | undefined;
+  } | undefined;
+  /** request budgets per client address and per principal (absent: no rate limiting) */
+  rateLimit?: { limiter: RateLimiter; perIp: RateLimitRule; perSubject: RateLimitRule } | undefined;
 }
 
 export interface RouteDeps extends AppDeps {
@@ -41,11 +51,29 @@ export interface RouteDeps extends AppDeps {
   validationHook: Hook<unknown, AppEnv, string, undefined>;
 }
 
+/** What an API key adds to a principal: the scope it is limited to (absent = unlimited; JWTs have none). */
+export interface PrincipalScope {
+  /** the API key the caller authenticated with */
+  apiKeyId?: string | undefined;
+  /** locations the caller may act on */
+  locations?: readonly string[] | undefined;
+  /** addresses the caller may call from (checked at authentication) */
+  allowedCidrs?: CidrList | undefined;
+}
+
+export type RequestPrincipal = Principal & PrincipalScope;
+
 export interface AppEnv {
   Variables: {
     requestId: string;
     log: Logger;
-    principal: Principal;
+    principal: RequestPrincipal;
     idempotencyKey: string | undefined;
+    /** the caller's address: the socket peer, or behind trusted proxies the right-most untrusted hop */
+    clientIp: string | null;
+    /** ADMIN_ALLOWED_CIDRS, for the per-route check of admin-only actions */
+    adminCidrs: CidrList | undefined;
+    /** the tightest rate-limit budget applied so far (its headers are on the answer) */
+    rateLimit: RateDecision | undefined;
   };
 }

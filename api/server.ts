@@ -1,37 +1,50 @@
 /**
  * The API process: parse configuration, wire dependencies, serve HTTP, run the maintenance leader, and
- * shut down cleanly on SIGTERM/SIGINT. It writes only to Postgres; Redis (stock projection) and NATS
- * (projector positions) are only read, and their absence only slows reads down.
+ * shut down cleanly on SIGTERM/SIGINT. It writes only to Postgres, plus the rate-limit budgets it shares
+ * with the other replicas in Redis; Redis (stock projection) and NATS (projector positions) are otherwise
+ * only read, and their absence only slows reads down (rate limits then count per process).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { openDatabase } from '../db/connection.ts';
 import { createApp } from './app.ts';
-import { createTokenVerifier } from './auth/tokens.ts';
+import { bearerSettingsFromConfig, createBearerVerifier } from './auth/tokens.ts';
 import { configOrExit } from '../lib/env-config.ts';
 import { productionGuard } from './config.ts';
 import { createCommandRunner } from './domain/command-runner.ts';
 import { createPiiCipher } from './domain/pii-cipher.ts';
 import { logRedaction } from './log-redaction.ts';
+import { natsAnchorStore } from './domain/audit-anchor.ts';
 import { createMaintenance } from './maintenance.ts';
 import { createApiMetrics } from './metrics.ts';
+import { createRateLimiter } from './middleware/rate-limit.ts';
+import { createRedirectServer, loadTlsOptions } from './tls.ts';
 import { createStockCacheReader, type StockCacheReader } from './read-models/stock-cache-reader.ts';
 import { createSyncStatusReader } from './read-models/sync-status.ts';
 
 const config = configOrExit('api', productionGuard);
+let tls: ReturnType<typeof loadTlsOptions>;
+try {
+  tls = loadTlsOptions(config);
+} catch (err) {
+  process.stderr.write(`stockwire api: ${(err as Error).message}\n`);
+  process.exit(2);
+}
 
 const log = pino({ level: config.LOG_LEVEL, base: { service: 'api' }, redact: logRedaction });
 const { db, pool, close } = openDatabase({ url: config.DATABASE_URL, max: config.DB_POOL_MAX, applicationName: 'stockwire-api' });
 const clock = () => new Date();
 
 let cache: StockCacheReader | undefined;
+let redis: Redis | undefined;
 if (config.REDIS_URL) {
   // fail fast while Redis is away (reads fall back to Postgres), reconnect in the background
-  const redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+  redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
   redis.on('error', () => {});
   redis.connect().then(
     () => log.info('Redis reachable: single-row stock reads use the cache'),
@@ -49,19 +62,28 @@ if (config.NATS_URL) {
 
 const metrics = createApiMetrics();
 const app = createApp({
+  transport: { hsts: tls !== undefined, corsOrigins: config.CORS_ORIGINS },
   metrics,
   db,
   pool,
   log,
   clock,
-  verifyToken: createTokenVerifier({ secret: config.JWT_SECRET, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }),
+  verifyToken: createBearerVerifier(bearerSettingsFromConfig(config, log)),
   cipher: createPiiCipher(config.PII_KEYS),
   settings: { reservationTtlSeconds: config.RESERVATION_TTL_SECONDS, defaultLocation: config.DEFAULT_LOCATION, readWaitMs: config.READ_WAIT_MS },
   cache,
+  network: { trustedProxies: config.TRUST_PROXY_CIDRS, adminAllowed: config.ADMIN_ALLOWED_CIDRS, apiAllowed: config.API_ALLOWED_CIDRS },
+  rateLimit: config.RATE_LIMIT_ENABLED === 'true' ? {
+    limiter: createRateLimiter({ redis, prefix: config.REDIS_PREFIX, log }),
+    perIp: { limit: config.RATE_LIMIT_IP_PER_MINUTE, periodMs: 60_000 },
+    perSubject: { limit: config.RATE_LIMIT_PER_MINUTE, periodMs: 60_000 },
+  } : undefined,
   syncStatus: createSyncStatusReader({ db, slot: config.CDC_SLOT, stream: config.CDC_STREAM, nats: () => nats }),
 });
 const maintenance = createMaintenance({
   databaseUrl: config.DATABASE_URL, db, runCommand: createCommandRunner({ db }), log, clock, intervalMs: config.SWEEP_INTERVAL_MS, metrics,
+  // the audit chain's head, recorded in NATS after each seal, so audit:verify notices a truncated tail
+  anchor: natsAnchorStore({ nats: () => nats, key: new URL(config.DATABASE_URL).pathname.slice(1) || 'stockwire' }),
 });
 
 let stopping = false;
@@ -75,8 +97,17 @@ const fetch: typeof app.fetch = async (...args) => {
     handling -= 1;
   }
 };
-const server = serve({ fetch, hostname: config.HOST, port: config.PORT }, (info) => {
-  log.info({ url: `http://${config.HOST}:${info.port}` }, 'api listening');
+const listen = { fetch, hostname: config.HOST, port: config.PORT };
+let redirect: ReturnType<typeof createRedirectServer> | undefined;
+const server = serve(tls ? { ...listen, createServer: https.createServer, serverOptions: tls } : listen, (info) => {
+  log.info({ url: `${tls ? 'https' : 'http'}://${config.HOST}:${info.port}` }, 'api listening');
+  if (!tls || !config.HTTP_REDIRECT_PORT) return;
+  redirect = createRedirectServer({ httpsPort: (info as AddressInfo).port });
+  redirect.on('error', (err) => {
+    log.fatal({ err: { message: err.message }, port: config.HTTP_REDIRECT_PORT }, 'HTTP_REDIRECT_PORT: cannot listen');
+    process.exit(1);
+  });
+  redirect.listen(config.HTTP_REDIRECT_PORT, config.HOST, () => log.info({ port: config.HTTP_REDIRECT_PORT }, 'plain HTTP redirects to https'));
 });
 maintenance.start();
 
@@ -96,6 +127,8 @@ async function shutdown(signal: string) {
   log.info({ signal }, 'api stopping');
   const http = server as unknown as { close(): void; closeIdleConnections(): void; closeAllConnections(): void };
   http.close();
+  redirect?.close();
+  redirect?.closeAllConnections();
   const deadline = Date.now() + 10_000;
   while ((sockets.size > 0 || handling > 0) && Date.now() < deadline) {
     http.closeIdleConnections();

@@ -135,6 +135,26 @@ export interface AuditLogTable {
   hash: string | null;
 }
 
+/** db/migrations/0003_api_keys.up.sql: machine callers' keys (only the prefix and the secret's SHA-256). */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  key_prefix: string;
+  secret_hash: Buffer;
+  roles: string[];
+  /** NULL: every location */
+  locations: string[] | null;
+  /** NULL: any address */
+  allowed_cidrs: string[] | null;
+  created_by: string;
+  created_at: Timestamp;
+  expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  revoked_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  last_used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** the key this one rotated out */
+  replaces: string | null;
+}
+
 export interface Database {
   locations: LocationsTable;
   products: ProductsTable;
@@ -147,6 +167,7 @@ export interface Database {
   stock_movements: StockMovementsTable;
   idempotency_keys: IdempotencyKeysTable;
   audit_log: AuditLogTable;
+  api_keys: ApiKeysTable;
 }
 
 export type Product = Selectable<ProductsTable>;

@@ -567,7 +567,7 @@ async function main() {
   const secret = 'bench-cdc-secret-bench-cdc-secret!!';
   const apiPort = await freePort();
   const api = startChild('api', process.execPath, ['--import', 'tsx', 'api/server.ts'], {
-    ...childEnv, DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, PORT: String(apiPort), DB_POOL_MAX: values.pool,
+    ...childEnv, DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, RATE_LIMIT_ENABLED: process.env.RATE_LIMIT_ENABLED ?? 'false', PORT: String(apiPort), DB_POOL_MAX: values.pool,
     REDIS_URL: values['redis-url'], REDIS_PREFIX, CDC_SLOT: SLOT, CDC_STREAM: STREAM,
   });
   onCleanup('api', () => stopChild(api));

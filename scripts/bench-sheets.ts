@@ -300,7 +300,7 @@ async function main() {
   const secret = `bench-sheets-secret-${RUN}-${'x'.repeat(16)}`;
   const apiPort = await freePort();
   const api = startNodeProcess('api/server.ts', {
-    DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, PORT: String(apiPort), LOG_LEVEL: 'warn',
+    DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, RATE_LIMIT_ENABLED: process.env.RATE_LIMIT_ENABLED ?? 'false', PORT: String(apiPort), LOG_LEVEL: 'warn',
     REDIS_URL: '', NATS_URL: nats.url, CDC_SLOT: slot, CDC_STREAM: stream,
   });
   onCleanup('api', () => stopProcess(api));

@@ -12,17 +12,31 @@ export interface DevSecrets {
   JWT_SECRET: string;
   PII_KEYS: string;
   PG_PASSWORD: string;
+  /** password of the stockwire_app role (API, sheet projectors) */
+  PG_APP_PASSWORD: string;
+  /** password of the stockwire_replication role (cdc) */
+  PG_REPLICATION_PASSWORD: string;
 }
 
-/** Reads .data/secrets.json, creating it with fresh random values when missing. */
-export async function loadDevSecrets(dataDir: string): Promise<DevSecrets> {
-  const file = path.join(dataDir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as DevSecrets;
-  const secrets: DevSecrets = {
+function freshSecrets(): DevSecrets {
+  return {
     JWT_SECRET: randomBytes(32).toString('base64url'),
     PII_KEYS: `k1:${randomBytes(32).toString('base64')}`,
     PG_PASSWORD: randomBytes(18).toString('base64url'),
+    PG_APP_PASSWORD: randomBytes(18).toString('base64url'),
+    PG_REPLICATION_PASSWORD: randomBytes(18).toString('base64url'),
   };
+}
+
+/**
+ * Reads .data/secrets.json, creating it with fresh random values when missing. A file from an older
+ * version keeps its values and gains the secrets it lacks.
+ */
+export async function loadDevSecrets(dataDir: string): Promise<DevSecrets> {
+  const file = path.join(dataDir, 'secrets.json');
+  const stored = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as Partial<DevSecrets>) : undefined;
+  const secrets: DevSecrets = { ...freshSecrets(), ...stored };
+  if (stored && Object.keys(secrets).every((k) => k in stored)) return secrets;
   await mkdir(dataDir, { recursive: true });
   await writeFile(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;

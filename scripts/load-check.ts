@@ -41,7 +41,7 @@ const skus = BENCH_SKUS;
 const secret = 'load-check-secret-load-check-secret!';
 const port = await freePort();
 const api = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
-  env: { ...process.env, DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, PORT: String(port), LOG_LEVEL: 'warn', DB_POOL_MAX: values.pool },
+  env: { ...process.env, DATABASE_URL: url, JWT_SECRET: secret, PII_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, RATE_LIMIT_ENABLED: process.env.RATE_LIMIT_ENABLED ?? 'false', PORT: String(port), LOG_LEVEL: 'warn', DB_POOL_MAX: values.pool },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const base = `http://127.0.0.1:${port}`;

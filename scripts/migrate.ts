@@ -1,6 +1,7 @@
 /**
  * npm run migrate (up, idempotent) / npm run migrate:down [-- --steps N]. Uses DATABASE_URL, or starts
- * the embedded cluster for the duration of the command.
+ * the embedded cluster for the duration of the command. MIGRATIONS_DIR points at another directory of
+ * migrations (the runbook test rehearses a rollback on a fixed pair of them).
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -23,8 +24,8 @@ await runCli('migrate', async () => {
   const { pool, close } = openDatabase({ url: database.url, max: 2 });
   try {
     const result = direction === 'down'
-      ? await migrateDown({ pool, steps, log })
-      : await migrateUp({ pool, log });
+      ? await migrateDown({ pool, steps, log, dir: process.env.MIGRATIONS_DIR || undefined })
+      : await migrateUp({ pool, log, dir: process.env.MIGRATIONS_DIR || undefined });
     log.info(result, result.applied.length || result.reverted.length ? 'migrations done' : 'schema already up to date');
   } finally {
     await close();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,8 @@ const CORE_TABLES = [
   'audit_log', 'bundle_components', 'idempotency_keys', 'locations', 'lots', 'order_lines', 'orders', 'products',
   'reservations', 'stock_levels', 'stock_movements',
 ];
+// tables later migrations add (0003_api_keys)
+const LATER_TABLES = ['api_keys'];
 const CORE_FUNCTIONS = ['apply_stock_movement', 'bump_version', 'refuse_mutation', 'refuse_truncate'];
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'db', 'migrations');
 
@@ -63,7 +66,10 @@ async function migrationsDirWith(extra: Record<string, string>): Promise<string>
   return dir;
 }
 
-const ALL = ['0001_core', '0002_cdc_publication'];
+/** every migration in db/migrations, in the order the migrator applies them */
+const ALL = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.up.sql')).map((f) => f.slice(0, -'.up.sql'.length)).sort();
+/** those after 0002, newest first */
+const LATER = ALL.slice(2).reverse();
 
 describe('migrations on a fresh database', () => {
   it('starts empty', async () => {
@@ -73,7 +79,7 @@ describe('migrations on a fresh database', () => {
   it('applies every migration: each core table, function and trigger exists and is recorded', async () => {
     const result = await migrateUp({ pool });
     expect(result).toEqual({ applied: ALL, reverted: [] });
-    expect(await tables()).toEqual([...CORE_TABLES, 'schema_migrations'].sort());
+    expect(await tables()).toEqual([...CORE_TABLES, ...LATER_TABLES, 'schema_migrations'].sort());
     expect(await functions()).toEqual(CORE_FUNCTIONS);
     expect(await recorded()).toEqual(ALL);
     const { rows } = await pool.query(
@@ -107,6 +113,15 @@ describe('migrations on a fresh database', () => {
   });
 
   it('reverts newest first with migrateDown: tables, functions and the publication are gone, the records removed', async () => {
+    expect(await migrateDown({ pool, steps: LATER.length })).toEqual({ applied: [], reverted: LATER });
+    // 0004_db_roles down: the service roles hold no privilege left in this database (columns and defaults included)
+    const { rows: grants } = await pool.query(`SELECT
+        (SELECT count(*) FROM pg_class WHERE relacl::text ~ 'stockwire_')
+      + (SELECT count(*) FROM pg_attribute WHERE attacl::text ~ 'stockwire_')
+      + (SELECT count(*) FROM pg_namespace WHERE nspacl::text ~ 'stockwire_')
+      + (SELECT count(*) FROM pg_default_acl WHERE defaclacl::text ~ 'stockwire_')
+      + (SELECT count(*) FROM pg_database WHERE datname = current_database() AND datacl::text ~ 'stockwire_') AS n`);
+    expect(Number(grants[0].n)).toBe(0);
     expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
     expect((await pool.query("SELECT count(*)::int AS n FROM pg_publication WHERE pubname = 'stockwire'")).rows[0].n).toBe(0);
     expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0001_core'] });
@@ -118,17 +133,17 @@ describe('migrations on a fresh database', () => {
 
   it('applies again after the revert, onto an empty schema', async () => {
     expect(await migrateUp({ pool })).toEqual({ applied: ALL, reverted: [] });
-    expect(await tables()).toEqual([...CORE_TABLES, 'schema_migrations'].sort());
+    expect(await tables()).toEqual([...CORE_TABLES, ...LATER_TABLES, 'schema_migrations'].sort());
     expect((await pool.query('SELECT count(*)::int AS n FROM products')).rows[0].n).toBe(0);
   });
 
   it('serialises concurrent runs: two migrateUp calls at once apply each migration once', async () => {
-    await migrateDown({ pool, steps: 2 });
+    await migrateDown({ pool, steps: ALL.length });
     const [a, b] = await Promise.all([migrateUp({ pool }), migrateUp({ pool })]);
     expect([...a.applied, ...b.applied].sort()).toEqual(ALL);
     expect(await recorded()).toEqual(ALL);
     // the tests below work with a directory holding 0001_core only
-    expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
+    expect(await migrateDown({ pool, steps: ALL.length - 1 })).toEqual({ applied: [], reverted: ALL.slice(1).reverse() });
   });
 
   it('rolls a failing migration back entirely and records nothing for it', async () => {

@@ -5,8 +5,12 @@
  * `npm run migrate`) as child processes with DATABASE_URL. Rolling back the publication must keep every
  * core table and its rows; the commands must exit 0 and say what they did. Also pins the runbook's warning
  * that a replication slot which lived through the rollback cannot decode past it and must be recreated.
+ * The rehearsal runs on a copy of the first two migrations (MIGRATIONS_DIR), so 0002 stays "the newest"
+ * however many migrations follow it.
  */
 import { spawn } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,12 +38,17 @@ const slot = `${name}_slot`;
 let url: string;
 let pool: pg.Pool;
 
+let dir: string;
+
 beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'stockwire-runbook-'));
+  for (const m of ALL) for (const side of ['up', 'down']) await copyFile(path.join(ROOT, 'db/migrations', `${m}.${side}.sql`), path.join(dir, `${m}.${side}.sql`));
   url = await ensureDatabase(adminUrl, name);
   pool = new pg.Pool({ connectionString: url, max: 4 });
 });
 
 afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
   // a logical slot pins its database: DROP DATABASE refuses while one exists, even WITH (FORCE)
   await pool?.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]).catch(() => {});
   await pool?.end();
@@ -111,7 +120,7 @@ function run(command: string, args: string[]): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'info', npm_config_loglevel: 'silent' },
+      env: { ...process.env, DATABASE_URL: url, MIGRATIONS_DIR: dir, LOG_LEVEL: 'info', npm_config_loglevel: 'silent' },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: CLI_TIMEOUT_MS / 2, // a hung command is killed (and then fails on its exit code), not left behind
       killSignal: 'SIGKILL',
@@ -143,7 +152,7 @@ describe('runbook: rolling back a migration', () => {
 
   it('applies every migration on the fresh database, then holds real data', async () => {
     expect(await tables()).toEqual([]);
-    expect(await migrateUp({ pool })).toEqual({ applied: ALL, reverted: [] });
+    expect(await migrateUp({ pool, dir })).toEqual({ applied: ALL, reverted: [] });
     await pool.query("INSERT INTO locations (code, name) VALUES ('MAIN', 'Main'), ('SHOP', 'Shop')");
     await pool.query("INSERT INTO products (sku, name, category, kind) VALUES ('RB-SHEET', 'Sheet', 'sheets', 'simple'), ('RB-TOWEL', 'Towel', 'linens', 'simple')");
     await pool.query("INSERT INTO products (sku, name, category, kind, lot_tracked) VALUES ('RB-CREAM', 'Cream', 'beauty', 'simple', true)");
@@ -165,7 +174,7 @@ describe('runbook: rolling back a migration', () => {
   });
 
   it('migrateDown reverts only the newest (0002_cdc_publication): the publication is gone, core tables and rows stay', async () => {
-    expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
+    expect(await migrateDown({ pool, dir })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
     expect(await publishedTables()).toBeUndefined();
     expect(await replicaIdentity()).toEqual({ lots: 'd', stock_levels: 'd' });
     expect(await tables()).toEqual([...CORE_TABLES, 'schema_migrations'].sort());
@@ -181,7 +190,7 @@ describe('runbook: rolling back a migration', () => {
   });
 
   it('migrateUp re-applies it: the publication is back with its tables, the data untouched', async () => {
-    expect(await migrateUp({ pool })).toEqual({ applied: ['0002_cdc_publication'], reverted: [] });
+    expect(await migrateUp({ pool, dir })).toEqual({ applied: ['0002_cdc_publication'], reverted: [] });
     expect(await publishedTables()).toEqual(PUBLISHED);
     expect(await replicaIdentity()).toEqual({ lots: 'f', stock_levels: 'f' });
     expect(await recorded()).toEqual(ALL);
@@ -223,9 +232,9 @@ describe('runbook: rolling back a migration', () => {
     await receive('RB-SHEET', 1);
     expect((await peek()).rows[0].n).toBeGreaterThan(0); // the slot works before the rollback
 
-    expect(await migrateDown({ pool })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
+    expect(await migrateDown({ pool, dir })).toEqual({ applied: [], reverted: ['0002_cdc_publication'] });
     await receive('RB-SHEET', 1); // written while the publication is gone: never streamed
-    expect(await migrateUp({ pool })).toEqual({ applied: ['0002_cdc_publication'], reverted: [] });
+    expect(await migrateUp({ pool, dir })).toEqual({ applied: ['0002_cdc_publication'], reverted: [] });
     await receive('RB-SHEET', 1);
     await expect(peek()).rejects.toThrow(/publication "stockwire" does not exist/);
 

@@ -1,14 +1,17 @@
 /**
  * Orders: create (reserves stock), confirm, cancel, payment-failed, and reads. Customer contact is
- * encrypted before it reaches the database and shown only to roles allowed to read it.
+ * encrypted before it reaches the database and shown only to roles allowed to read it. A location-limited
+ * API key places, moves and reads only orders of its locations (orders carry customer contact).
  */
 import { OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { isAllowed } from '../auth/permissions.ts';
 import type { AppEnv, RouteDeps } from '../context.ts';
 import { placeOrder } from '../domain/order-placement.ts';
 import { readOrder, transitionOrder, type OrderView } from '../domain/orders.ts';
 import type { TargetStatus } from '../domain/order-state.ts';
 import { NotFound } from '../errors.ts';
+import { assertLocationAllowed } from '../middleware/auth.ts';
 import { commandMeta, executeCommand, protectedRoute, replayHeader } from './route-kit.ts';
 import { IdempotencyHeader, jsonBody, jsonResponse, LocationCode, Order, Quantity, Sku } from './schemas.ts';
 
@@ -79,15 +82,24 @@ export function ordersRoutes(deps: RouteDeps) {
     return { ...view, customer: JSON.parse(deps.cipher.decrypt(sealed)) as { email?: string; phone?: string } };
   }
 
+  /** A location-limited key may only move orders placed at its locations (an unknown id stays a 404). */
+  async function assertOrderAllowed(c: Context<AppEnv>, id: string) {
+    if (!c.get('principal').locations) return;
+    const row = await deps.db.selectFrom('orders').select('location').where('id', '=', id).executeTakeFirst();
+    if (row) assertLocationAllowed(c, row.location);
+  }
+
   app.openapi(createRoute, async (c) => {
     const body = c.req.valid('json');
+    const location = body.location ?? deps.settings.defaultLocation;
+    assertLocationAllowed(c, location);
     const contact = body.customer && (body.customer.email || body.customer.phone) ? deps.cipher.encrypt(JSON.stringify(body.customer)) : null;
     const result = await placeOrder(
       { run: deps.prepared, runCommand: deps.runCommand, onRefused: (code) => deps.metrics.reservations.inc({ outcome: code === 'insufficient_stock' ? code : 'refused' }) },
       commandMeta(c, body),
       { actor: c.get('principal').subject, requestId: c.get('requestId'), now: deps.clock() },
       {
-        location: body.location ?? deps.settings.defaultLocation,
+        location,
         externalRef: body.external_ref,
         lines: body.lines,
         customerContact: contact,
@@ -103,6 +115,7 @@ export function ordersRoutes(deps: RouteDeps) {
   for (const t of TRANSITIONS) {
     app.openapi(transitionRoute(t.path, t.summary), async (c) => {
       const { id } = c.req.valid('param');
+      await assertOrderAllowed(c, id);
       const result = await executeCommand(c, deps, { id, to: t.to }, (ctx) => transitionOrder(ctx, id, t.to));
       c.get('log').info({ orderId: id, status: result.body.status }, 'order transition');
       return c.json(result.body, 200);
@@ -113,6 +126,7 @@ export function ordersRoutes(deps: RouteDeps) {
     const { id } = c.req.valid('param');
     const found = await readOrder(deps.db, id);
     if (!found) throw new NotFound('order', id);
+    assertLocationAllowed(c, found.row.location);
     return c.json(withContact(found.view, found.row.customer_contact, c.get('principal').roles), 200);
   });
 
@@ -125,6 +139,8 @@ export function ordersRoutes(deps: RouteDeps) {
       .orderBy('id')
       .limit(q.limit);
     if (q.status) query = query.where('status', '=', q.status);
+    const scope = c.get('principal').locations;
+    if (scope) query = query.where('location', 'in', [...scope]);
     const rows = await query.execute();
     return c.json({
       orders: rows.map((r) => ({

@@ -9,17 +9,20 @@ import type { Action } from '../auth/permissions.ts';
 import type { AppEnv } from '../context.ts';
 import { hashRequest, type CommandMeta, type CommandOutcome, type CommandResult, type CommandTx, type RunCommand } from '../domain/command-runner.ts';
 import { authorize } from '../middleware/auth.ts';
+import { adminActionNetwork } from '../middleware/ip-allowlist.ts';
+import { socketAddress } from '../net/client-ip.ts';
 import { errorResponses } from './schemas.ts';
 
 /** A route guarded by `action`; its OpenAPI operation lists the action and the standard error responses. */
 export function protectedRoute<R extends Omit<RouteConfig, 'middleware' | 'security'>>(action: Action, config: R) {
   return createRoute({
     ...config,
-    middleware: [authorize(action)] as const,
+    // the network check first: an admin-only action from outside ADMIN_ALLOWED_CIDRS is refused whoever asks
+    middleware: [adminActionNetwork(action), authorize(action)] as const,
     security: [{ bearerAuth: [] }],
     'x-stockwire-action': action,
     responses: { ...errorResponses, ...config.responses },
-  } as R & { middleware: [ReturnType<typeof authorize>]; security: [{ bearerAuth: [] }] });
+  } as R & { middleware: [ReturnType<typeof authorize>, ReturnType<typeof authorize>]; security: [{ bearerAuth: [] }] });
 }
 
 /** What the command runner needs to know about this request. */
@@ -28,7 +31,8 @@ export function commandMeta(c: Context<AppEnv>, body: unknown): CommandMeta {
   return {
     actor: c.get('principal').subject,
     requestId: c.get('requestId'),
-    ip: clientIp(c),
+    // the clientAddress middleware's answer (behind trusted proxies: the real client), else the socket peer
+    ip: c.get('clientIp') ?? socketAddress(c),
     idempotency: key ? { key, requestHash: hashRequest(c.req.method, c.req.path, body) } : undefined,
   };
 }
@@ -60,9 +64,4 @@ export async function executeCommand<T>(
 /** Marks replayed answers so callers can tell a retry from a first execution. */
 export function replayHeader(c: Context<AppEnv>, result: CommandResult<unknown>): void {
   if (result.replayed) c.header('Idempotent-Replayed', 'true');
-}
-
-function clientIp(c: Context<AppEnv>): string | null {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress ?? null;
 }

@@ -1,7 +1,8 @@
 /**
  * Stock: adjustments, receipts and transfers (all commands with a reason on the ledger), and reads of
  * stock levels, lots and movements. Sellable quantity excludes expired lots; bundles show the units
- * their components allow.
+ * their components allow. A location-limited API key may change stock only at its locations (a transfer:
+ * both ends); reads stay unrestricted — stock levels hold no personal data and sheet-sync needs them all.
  */
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
@@ -11,6 +12,7 @@ import { dayOf } from '../domain/orders.ts';
 import { adjustStock, receiveStock, transferStock } from '../domain/stock-commands.ts';
 import { readStockRow } from '../domain/stock-rows.ts';
 import { NotFound } from '../errors.ts';
+import { assertLocationAllowed } from '../middleware/auth.ts';
 import { executeCommand, protectedRoute } from './route-kit.ts';
 import { IdempotencyHeader, IsoDate, jsonBody, jsonResponse, LocationCode, LotCode, Note, Quantity, Reason, Sku, StockChange, StockRow } from './schemas.ts';
 
@@ -117,18 +119,22 @@ export function stockRoutes(deps: RouteDeps) {
 
   app.openapi(routes.adjust, async (c) => {
     const body = c.req.valid('json');
+    assertLocationAllowed(c, body.location);
     const result = await executeCommand(c, deps, body, (ctx) => adjustStock(ctx, body));
     return c.json(result.body, 200);
   });
 
   app.openapi(routes.receive, async (c) => {
     const body = c.req.valid('json');
+    assertLocationAllowed(c, body.location);
     const result = await executeCommand(c, deps, body, (ctx) => receiveStock(ctx, body));
     return c.json(result.body, 201);
   });
 
   app.openapi(routes.transfer, async (c) => {
     const body = c.req.valid('json');
+    assertLocationAllowed(c, body.from);
+    assertLocationAllowed(c, body.to);
     const result = await executeCommand(c, deps, body, (ctx) => transferStock(ctx, body));
     return c.json(result.body, 201);
   });
