@@ -25,6 +25,9 @@ export const PERMISSIONS = {
   'orders:read-contact': ['admin', 'manager', 'order-system'],
   'api-keys:manage': ['admin'],
   'audit:read': ['admin'],
+  'webhooks:manage': ['admin'],
+  'analytics:read': ['admin', 'manager', 'clerk', 'viewer'],
+  'dashboard:read': ['admin', 'manager', 'clerk', 'viewer'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Action = keyof typeof PERMISSIONS;

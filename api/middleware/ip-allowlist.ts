@@ -15,7 +15,7 @@ import type { CidrList } from '../net/cidr.ts';
 import { clientIp } from '../net/client-ip.ts';
 
 /** Actions that only an allowed network may perform, whatever the caller's role. */
-export const ADMIN_ACTIONS: ReadonlySet<Action> = new Set<Action>(['api-keys:manage', 'locations:write', 'audit:read']);
+export const ADMIN_ACTIONS: ReadonlySet<Action> = new Set<Action>(['api-keys:manage', 'locations:write', 'audit:read', 'webhooks:manage']);
 
 function restricts(list: CidrList | undefined): list is CidrList {
   return list !== undefined && list.entries.length > 0;
