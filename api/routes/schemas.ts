@@ -80,10 +80,13 @@ export const Order = z
 export const errorResponses = {
   400: { description: 'invalid request', content: { 'application/json': { schema: ErrorBody } } },
   401: { description: 'missing or invalid bearer token', content: { 'application/json': { schema: ErrorBody } } },
-  403: { description: 'role not allowed', content: { 'application/json': { schema: ErrorBody } } },
+  403: { description: 'role not allowed, or the client address is outside an allowlist (ip_not_allowed)', content: { 'application/json': { schema: ErrorBody } } },
   404: { description: 'not found', content: { 'application/json': { schema: ErrorBody } } },
   409: { description: 'conflict with current state', content: { 'application/json': { schema: ErrorBody } } },
   422: { description: 'refers to something unusable', content: { 'application/json': { schema: ErrorBody } } },
+  413: { description: 'request body too large', content: { 'application/json': { schema: ErrorBody } } },
+  429: { description: 'over the rate limit (rate_limited); see Retry-After and RateLimit-* headers', content: { 'application/json': { schema: ErrorBody } } },
+  503: { description: 'a dependency is unavailable (e.g. jwks_unavailable); retry after Retry-After', content: { 'application/json': { schema: ErrorBody } } },
 } as const;
 
 export function jsonBody<T extends z.ZodType>(schema: T) {
