@@ -1,0 +1,62 @@
+/**
+ * An in-process fake of a Slack incoming webhook, for driving the real `@slack/webhook` client in tests:
+ * POST of a JSON message → 200 `ok` (text/plain), like Slack. A body that is not JSON → 400
+ * `invalid_payload`; a message with neither text nor blocks → 400 `no_text`; on demand the next calls
+ * get 429 `rate_limited` with Retry-After (seconds). Accepted messages are recorded with their arrival time.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface SlackMessage {
+  at: number;
+  body: { text?: string; blocks?: unknown[]; metadata?: { event_type: string; event_payload: Record<string, unknown> } };
+}
+
+export async function startSlackFake() {
+  const messages: SlackMessage[] = [];
+  let rateLimited = 0;
+  let retryAfterSeconds = 1;
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      requests += 1;
+      const answer = (status: number, text: string, headers: Record<string, string> = {}) => {
+        res.writeHead(status, { 'content-type': 'text/plain', ...headers });
+        res.end(text);
+      };
+      if (req.method !== 'POST') return answer(405, 'invalid_method');
+      if (rateLimited > 0) {
+        rateLimited -= 1;
+        return answer(429, 'rate_limited', { 'retry-after': String(retryAfterSeconds) });
+      }
+      let body: SlackMessage['body'];
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return answer(400, 'invalid_payload');
+      }
+      if (!body || (typeof body.text !== 'string' && !Array.isArray(body.blocks))) return answer(400, 'no_text');
+      messages.push({ at: Date.now(), body });
+      answer(200, 'ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/services/T000/B000/XXXX`,
+    messages,
+    get requests() { return requests; },
+    /** The next `count` calls are refused with 429 and Retry-After: `seconds`. */
+    rateLimitNext(count: number, seconds = 1) {
+      rateLimited = count;
+      retryAfterSeconds = seconds;
+    },
+    /** messages whose text mentions `needle` */
+    about: (needle: string) => messages.filter((m) => m.body.text?.includes(needle)),
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+export type SlackFake = Awaited<ReturnType<typeof startSlackFake>>;
