@@ -21,13 +21,16 @@ import { idempotencyKey } from './middleware/idempotency-key.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { adminNetwork, clientAddress, ipAllowlist } from './middleware/ip-allowlist.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
+import { analyticsRoutes } from './routes/analytics.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { dashboardPage, dashboardRoutes } from './routes/dashboard.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { importRoutes } from './routes/imports.ts';
 import { ordersRoutes } from './routes/orders.ts';
 import { productRoutes } from './routes/products.ts';
 import { stockRoutes } from './routes/stock.ts';
 import { syncRoutes } from './routes/sync.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { commitPosition } from './middleware/commit-position.ts';
 import { HSTS_HEADER } from './tls.ts';
 
@@ -117,7 +120,12 @@ export function createApp(deps: AppDeps & { transport?: TransportOptions }) {
   app.route('/v1', syncRoutes(routeDeps));
   app.route('/v1', importRoutes(routeDeps));
   app.route('/v1', apiKeyRoutes(routeDeps));
+  app.route('/v1', webhookRoutes(routeDeps));
   app.route('/v1', auditRoutes(routeDeps));
+  app.route('/v1', dashboardRoutes(routeDeps));
+  // the page itself is public (it holds no data) but behind the same address allowlist as the API
+  app.route('/', dashboardPage());
+  app.route('/v1', analyticsRoutes(routeDeps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

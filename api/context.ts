@@ -16,6 +16,7 @@ import type { RateDecision, RateLimiter, RateLimitRule } from './middleware/rate
 import type { CidrList } from './net/cidr.ts';
 import type { StockCacheReader } from './read-models/stock-cache-reader.ts';
 import type { SyncStatusReader } from './read-models/sync-status.ts';
+import type { LiveFeed } from './read-models/live-feed.ts';
 
 export interface AppDeps {
   db: Kysely<Database>;
@@ -30,6 +31,8 @@ export interface AppDeps {
   cache?: StockCacheReader | undefined;
   /** slot and projector positions, for GET /v1/sync/status */
   syncStatus?: SyncStatusReader | undefined;
+  /** the CDC stream's live changes, for the dashboard's SSE feed (absent: GET /v1/dashboard/events answers 503) */
+  liveFeed?: LiveFeed | undefined;
   /** Prometheus metrics (created by createApp when absent) */
   metrics?: ApiMetrics | undefined;
   /** client addresses: proxies whose X-Forwarded-For is believed, and the allowlists (absent: none) */

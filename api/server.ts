@@ -1,9 +1,11 @@
 /**
  * The API process: parse configuration, wire dependencies, serve HTTP, run the maintenance leader, and
  * shut down cleanly on SIGTERM/SIGINT. It writes only to Postgres, plus the rate-limit budgets it shares
- * with the other replicas in Redis; Redis (stock projection) and NATS (projector positions) are otherwise
- * only read, and their absence only slows reads down (rate limits then count per process).
+ * with the other replicas in Redis; Redis (stock projection) and NATS (projector positions; the dashboard's
+ * live feed, an ephemeral ordered consumer) are otherwise only read, and their absence only slows reads down
+ * (rate limits then count per process; dashboards poll instead of streaming).
  */
+import { stopWhenParentDies } from '../lib/parent-watch.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -26,6 +28,7 @@ import { createRateLimiter } from './middleware/rate-limit.ts';
 import { createRedirectServer, loadTlsOptions } from './tls.ts';
 import { createStockCacheReader, type StockCacheReader } from './read-models/stock-cache-reader.ts';
 import { createSyncStatusReader } from './read-models/sync-status.ts';
+import { createLiveFeed } from './read-models/live-feed.ts';
 
 const config = configOrExit('api', productionGuard);
 let tls: ReturnType<typeof loadTlsOptions>;
@@ -60,6 +63,11 @@ if (config.NATS_URL) {
     .catch((err: Error) => log.warn({ err: { message: err.message } }, 'NATS not reachable: /v1/sync/status will not list projectors'));
 }
 
+// the dashboard's live updates: one ordered consumer on the CDC stream, shared by every open page
+const liveFeed = config.NATS_URL
+  ? createLiveFeed({ nats: () => nats, stream: config.CDC_STREAM, subjectPrefix: config.CDC_SUBJECT_PREFIX, log: log.child({ component: 'live-feed' }) })
+  : undefined;
+
 const metrics = createApiMetrics();
 const app = createApp({
   transport: { hsts: tls !== undefined, corsOrigins: config.CORS_ORIGINS },
@@ -79,6 +87,7 @@ const app = createApp({
     perSubject: { limit: config.RATE_LIMIT_PER_MINUTE, periodMs: 60_000 },
   } : undefined,
   syncStatus: createSyncStatusReader({ db, slot: config.CDC_SLOT, stream: config.CDC_STREAM, nats: () => nats }),
+  liveFeed,
 });
 const maintenance = createMaintenance({
   databaseUrl: config.DATABASE_URL, db, runCommand: createCommandRunner({ db }), log, clock, intervalMs: config.SWEEP_INTERVAL_MS, metrics,
@@ -127,6 +136,8 @@ async function shutdown(signal: string) {
   log.info({ signal }, 'api stopping');
   const http = server as unknown as { close(): void; closeIdleConnections(): void; closeAllConnections(): void };
   http.close();
+  // open dashboard streams end now (their pages reconnect elsewhere), so their sockets do not hold up the drain
+  await liveFeed?.stop();
   redirect?.close();
   redirect?.closeAllConnections();
   const deadline = Date.now() + 10_000;
@@ -142,5 +153,6 @@ async function shutdown(signal: string) {
   log.info('api stopped');
   process.exit(0);
 }
+stopWhenParentDies((reason) => void shutdown(reason));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));

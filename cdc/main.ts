@@ -5,6 +5,7 @@
  * resumes from the slot's confirmed position (JetStream drops the re-sent duplicates). Exposes /healthz,
  * /readyz (ready = active and streaming) and /metrics.
  */
+import { stopWhenParentDies } from '../lib/parent-watch.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import pg from 'pg';
@@ -110,6 +111,7 @@ async function shutdown(signal: string) {
   log.info({ confirmed: current?.reader.confirmedLsn() }, 'cdc stopped');
   process.exit(0);
 }
+stopWhenParentDies((reason) => void shutdown(reason));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 

@@ -155,6 +155,40 @@ export interface ApiKeysTable {
   replaces: string | null;
 }
 
+/** db/migrations/0006_webhooks.up.sql: registered webhook endpoints (the signing secret sealed with the PII cipher). */
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  event_types: string[];
+  /** the whsec_ secret sealed by PiiCipher ("v1.<kid>.…"), never plaintext */
+  secret: string;
+  status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
+  disabled_reason: string | null;
+  disabled_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  failing_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+/** db/migrations/0006_webhooks.up.sql: one event for one endpoint, sent in id order per endpoint. */
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  endpoint_id: string;
+  /** the change's message id, <commitLsn>:<index> */
+  event_id: string;
+  event_type: string;
+  payload: unknown;
+  status: ColumnType<WebhookDeliveryStatus, WebhookDeliveryStatus | undefined, WebhookDeliveryStatus>;
+  attempts: ColumnType<number, number | undefined, number>;
+  first_attempt_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  next_attempt_at: Timestamp;
+  last_error: string | null;
+  created_at: Timestamp;
+  delivered_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
 export interface Database {
   locations: LocationsTable;
   products: ProductsTable;
@@ -168,6 +202,8 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   audit_log: AuditLogTable;
   api_keys: ApiKeysTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type Product = Selectable<ProductsTable>;

@@ -80,10 +80,40 @@ await runCli('keys:rotate', async () => {
         client.release();
       }
     }
-    process.stdout.write(`done: ${rotated} re-encrypted with ${cipher.activeKeyId}${unreadable ? `, ${unreadable} unreadable (see above)` : ''}\n`);
+    // webhook endpoint secrets are sealed with the same keys (few rows: one transaction)
+    const webhooks = await resealWebhookSecrets(pool, cipher, activePrefix);
+    unreadable += webhooks.unreadable;
+    process.stdout.write(`done: ${rotated} order contacts and ${webhooks.rotated} webhook secrets re-encrypted with ${cipher.activeKeyId}${unreadable ? `, ${unreadable} unreadable (see above)` : ''}\n`);
   } finally {
     await pool.end();
     await database.stop();
   }
   return unreadable ? 1 : 0;
 });
+
+async function resealWebhookSecrets(pool: pg.Pool, cipher: ReturnType<typeof createPiiCipher>, activePrefix: string) {
+  const client = await pool.connect();
+  let rotated = 0;
+  let unreadable = 0;
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<{ id: string; secret: string }>(
+      'SELECT id, secret FROM webhook_endpoints WHERE left(secret, $1) <> $2 FOR UPDATE', [activePrefix.length, activePrefix]);
+    for (const row of rows) {
+      try {
+        await client.query('UPDATE webhook_endpoints SET secret = $2 WHERE id = $1', [row.id, cipher.encrypt(cipher.decrypt(row.secret))]);
+        rotated += 1;
+      } catch {
+        unreadable += 1;
+        process.stderr.write(`webhook endpoint ${row.id}: secret sealed with a key not in PII_KEYS; left as it is\n`);
+      }
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+  return { rotated, unreadable };
+}

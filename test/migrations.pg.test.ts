@@ -13,8 +13,8 @@ const CORE_TABLES = [
   'audit_log', 'bundle_components', 'idempotency_keys', 'locations', 'lots', 'order_lines', 'orders', 'products',
   'reservations', 'stock_levels', 'stock_movements',
 ];
-// tables later migrations add (0003_api_keys)
-const LATER_TABLES = ['api_keys'];
+// tables later migrations add (0003_api_keys, 0006_webhooks)
+const LATER_TABLES = ['api_keys', 'webhook_deliveries', 'webhook_endpoints'];
 const CORE_FUNCTIONS = ['apply_stock_movement', 'bump_version', 'refuse_mutation', 'refuse_truncate'];
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'db', 'migrations');
 

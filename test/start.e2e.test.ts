@@ -29,7 +29,8 @@ async function deleteStream(name: string) {
   const jsm = await jetstreamManager(nc);
   for (const s of [name, `${name}_DLQ`]) await jsm.streams.delete(s).catch(() => {});
   const status = await new Kvm(nc).open(STATUS_BUCKET).catch(() => undefined);
-  for (const projector of ['redis-cache', 'xlsx-local']) await status?.purge(`${name}.${projector}`).catch(() => {});
+  for (const projector of ['redis-cache', 'xlsx-local', 'alerts']) await status?.purge(`${name}.${projector}`).catch(() => {});
+  await jsm.streams.delete(`KV_alerts_${name.toLowerCase()}`).catch(() => {});
   await nc.close();
 }
 
@@ -75,6 +76,7 @@ describe('npm start', () => {
       DATA_DIR: dataDir, PORT: String(port), PG_PORT: String(pgPort), DATABASE_URL: '',
       // the machine's NATS and Redis are shared: this run gets its own stream, subjects and keys
       CDC_STREAM: unique.toUpperCase(), CDC_SUBJECT_PREFIX: unique, REDIS_PREFIX: `${unique}:`, CDC_PROBE_PORT: '0', PROJECTOR_PROBE_PORT: '0',
+      ALERT_BUCKET: `alerts_${unique}`,
     });
     cleanups.push(() => deleteStream(unique.toUpperCase()), () => deleteKeys(`${unique}:*`));
     const output = await until('the ready banner', () => (/stockwire is running: (\S+)[\s\S]*?token \(12 h\):\n(\S+)/.exec(run.out()) ?? undefined));
@@ -136,6 +138,10 @@ describe('npm start', () => {
     });
     const moves = await (await fetch(`${url}/v1/movements?sku=TOWEL-BATH-WHITE&location=MAIN&limit=1`, { headers: auth })).json();
     expect(moves.movements[0]).toMatchObject({ reason: 'count', actor: 'sheet-sync-local' });
+
+    // with no alert channel configured, alerts appear in the log: the demo catalog has low stock and an expired lot
+    await until('a low-stock alert in the log', () => (/"kind":"low-stock"/.test(run.out()) ? true : undefined));
+    await until('an expired-lot alert in the log', () => (/"kind":"expired"/.test(run.out()) ? true : undefined));
 
     // a service that dies is restarted by the launcher
     const apiPids = () => [...run.out().matchAll(/"child":"api","pid":(\d+)/g)].map((m) => Number(m[1]));

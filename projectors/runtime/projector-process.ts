@@ -3,6 +3,7 @@
  * the sync-status bucket, /healthz /readyz /metrics, the runtime loop restarted with backoff on failure,
  * and a clean stop on SIGTERM/SIGINT.
  */
+import { stopWhenParentDies } from '../../lib/parent-watch.ts';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
@@ -55,6 +56,7 @@ export async function runProjectorProcess<C extends z.ZodObject>(def: ProjectorD
     await probe.close();
     process.exit(0);
   };
+  stopWhenParentDies((reason) => void stop(reason));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 
