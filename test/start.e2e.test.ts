@@ -139,6 +139,12 @@ describe('npm start', () => {
     const moves = await (await fetch(`${url}/v1/movements?sku=TOWEL-BATH-WHITE&location=MAIN&limit=1`, { headers: auth })).json();
     expect(moves.movements[0]).toMatchObject({ reason: 'count', actor: 'sheet-sync-local' });
 
+    // the live dashboard is served, and the banner links it with a token in the fragment
+    const page = await fetch(`${url}/dashboard`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script type="module" src="');
+    expect(run.out()).toMatch(new RegExp(`live dashboard \\(viewer, 12 h\\): ${url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dashboard#token=\\S+`));
+
     // with no alert channel configured, alerts appear in the log: the demo catalog has low stock and an expired lot
     await until('a low-stock alert in the log', () => (/"kind":"low-stock"/.test(run.out()) ? true : undefined));
     await until('an expired-lot alert in the log', () => (/"kind":"expired"/.test(run.out()) ? true : undefined));
