@@ -143,7 +143,7 @@ describe('npm start', () => {
     const page = await fetch(`${url}/dashboard`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<script type="module" src="');
-    expect(run.out()).toMatch(new RegExp(`live dashboard \\(viewer, 12 h\\): ${url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dashboard#token=\\S+`));
+    expect(run.out()).toMatch(new RegExp(`live dashboard \\(viewer, 12 h\\): ${url!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dashboard#token=\\S+`));
 
     // with no alert channel configured, alerts appear in the log: the demo catalog has low stock and an expired lot
     await until('a low-stock alert in the log', () => (/"kind":"low-stock"/.test(run.out()) ? true : undefined));

@@ -2,6 +2,7 @@
  * The channel contract every alert channel implements, its one error type, and the log channel: the
  * embedded default when no other channel is configured (an alert is a structured warn line).
  */
+import { retryAfterMs } from '../../../lib/retry-after.ts';
 import type { Logger } from 'pino';
 import { detailsOf, summaryOf, type Notice } from '../alert-rules.ts';
 
@@ -29,14 +30,6 @@ export class ChannelError extends Error {
   }
 }
 
-/** Retry-After as milliseconds (seconds or an HTTP date); undefined when absent or unreadable. */
-export function retryAfterMs(header: string | null | undefined, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
 
 /** Translates an HTTP status into a ChannelError (429 and 5xx retried, other 4xx permanent). */
 export function httpFailure(channel: string, status: number, body: string, retryAfter: string | null | undefined): ChannelError {
@@ -55,3 +48,5 @@ export function createLogChannel(props: { log: Logger }): Channel {
     },
   };
 }
+
+export { retryAfterMs };
