@@ -2,6 +2,7 @@
  * npm run bench [-- --quick]: runs the measurements in one go and writes bench/results/latest.json with
  * the keys issue 7 names, so results compare across commits:
  *   reservation.{api_tps,p99_ms}          npm run loadcheck (64 connections)
+ *   hot.{tps,p99_ms,oversold}             npm run loadcheck -- --hot 5 (64 connections on 5 SKUs of 1,000 units)
  *   cdc.{reader_eps,recvlogical_eps,js_publish_eps,ratio}, latency.redis-cache.{p50_ms,p99_ms,max_ms},
  *   cdc.slot_lag_bytes_at_peak            npm run bench:cdc
  *   latency.<xlsx-local, google-sheets, excel-graph>.{p50_ms,p99_ms,max_ms} (highest rate ≤ 200/s),
@@ -49,10 +50,13 @@ await runCli('bench', async () => {
   await mkdir(out, { recursive: true });
   const loadFile = path.join(out, 'loadcheck-latest.json');
   run('load-check.ts', ['--connections', '64', '--seconds', values.quick ? '10' : '30', '--json', loadFile]);
+  const hotFile = path.join(out, 'loadcheck-hot-latest.json');
+  run('load-check.ts', ['--connections', '64', '--seconds', values.quick ? '10' : '20', '--hot', '5', '--hot-stock', '1000', '--json', hotFile]);
   run('bench-cdc.ts', values.quick ? ['--changes', '100000', '--seconds', '10', '--max-seconds', '8'] : []);
   const sheetsFile = path.join(out, 'sheets-latest.json');
   run('bench-sheets.ts', [...(values.quick ? ['--seconds', '10', '--rates', '50,200'] : ['--seconds', '30', '--rates', '50,200,500']), '--json', sheetsFile]);
   const load = JSON.parse(await readFile(loadFile, 'utf8'));
+  const hotRun = JSON.parse(await readFile(hotFile, 'utf8'));
   const cdc = JSON.parse(await readFile(path.join(out, 'cdc-latest.json'), 'utf8'));
   const sheets = sheetSummary(JSON.parse(await readFile(sheetsFile, 'utf8')));
   const results = {
@@ -60,6 +64,11 @@ await runCli('bench', async () => {
     quick: values.quick,
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 1024 ** 3) },
     reservation: { api_tps: Math.round(load.requests_per_s), pgbench_tps: null, ratio: null, p99_ms: load.latency_ms.p99 },
+    // 64 connections on 5 SKUs of 1,000 units: reservations per second until the stock runs out, then refusals
+    hot: {
+      tps: Math.round(hotRun.responses['2xx'] / hotRun.seconds), requests_per_s: Math.round(hotRun.requests_per_s), refused: hotRun.responses.non2xx,
+      p99_ms: hotRun.latency_ms.p99, oversold: hotRun.hot.oversold,
+    },
     cdc: {
       reader_eps: cdc.reader.eps, recvlogical_eps: cdc.recvlogical.eps, js_publish_eps: cdc.js_publish.eps, ratio: cdc.cdc.ratio,
       lag_at_peak_ms: cdc.max_rate.projector_lag_ms_max_sampled, slot_lag_bytes_at_peak: cdc.max_rate.slot_lag_bytes_max, keeps_up: cdc.max_rate.keeps_up,
@@ -78,6 +87,7 @@ await runCli('bench', async () => {
   await writeFile(path.join(out, 'latest.json'), JSON.stringify(results, null, 2));
   const rows: [string, unknown][] = [
     ['reservation.api_tps', results.reservation.api_tps], ['reservation.p99_ms', results.reservation.p99_ms],
+    ['hot.tps', results.hot.tps], ['hot.p99_ms', results.hot.p99_ms], ['hot.oversold', results.hot.oversold],
     ['cdc.reader_eps', results.cdc.reader_eps], ['cdc.recvlogical_eps', results.cdc.recvlogical_eps], ['cdc.js_publish_eps', results.cdc.js_publish_eps],
     ['cdc.ratio', results.cdc.ratio], ['cdc.lag_at_peak_ms', results.cdc.lag_at_peak_ms], ['cdc.slot_lag_bytes_at_peak', results.cdc.slot_lag_bytes_at_peak],
     ['latency.redis-cache.p50_ms', results.latency['redis-cache'].p50_ms], ['latency.redis-cache.p99_ms', results.latency['redis-cache'].p99_ms],
