@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
-import type { Context } from 'hono';
 import type { Selectable } from 'kysely';
 import type { ApiKeysTable } from '../../db/schema.ts';
 import { generateApiKey } from '../auth/api-key-format.ts';
@@ -21,7 +20,7 @@ import type { AppEnv, RouteDeps } from '../context.ts';
 import type { CommandTx } from '../domain/command-runner.ts';
 import { ApiError, NotFound } from '../errors.ts';
 import { parseCidrList } from '../net/cidr.ts';
-import { executeCommand, protectedRoute, type RequestCommandContext } from './route-kit.ts';
+import { type RequestCommandContext, executeCommand, protectedRoute, refuseIdempotencyKey } from './route-kit.ts';
 import { jsonBody, jsonResponse, LocationCode } from './schemas.ts';
 
 /** actions no location check guards; a location-limited key must not be able to perform them */
@@ -105,7 +104,7 @@ export function apiKeyRoutes(deps: RouteDeps) {
 
   app.openapi(routes.create, async (c) => {
     const body = c.req.valid('json');
-    refuseIdempotencyKey(c);
+    refuseIdempotencyKey(c, 'revoke any key whose answer you lost');
     const result = await executeCommand(c, deps, body, async (ctx) => {
       const expiresAt = futureInstant(body.expires_at, ctx.now);
       await checkScope(ctx.trx, body.roles, body.locations);
@@ -125,7 +124,7 @@ export function apiKeyRoutes(deps: RouteDeps) {
   app.openapi(routes.rotate, async (c) => {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
-    refuseIdempotencyKey(c);
+    refuseIdempotencyKey(c, 'revoke any key whose answer you lost');
     const result = await executeCommand(c, deps, { id, ...body }, async (ctx) => {
       const old = await lockKey(ctx.trx, id);
       if (view(old, ctx.now).status !== 'active') {
@@ -164,13 +163,6 @@ export function apiKeyRoutes(deps: RouteDeps) {
   });
 
   return app;
-}
-
-/** The stored answer of an idempotent retry would hold the key in clear; a key is issued exactly once. */
-function refuseIdempotencyKey(c: Context<AppEnv>) {
-  if (c.get('idempotencyKey') !== undefined) {
-    throw new ApiError(400, 'idempotency_not_supported', 'a new key is never stored, so it cannot be replayed: send no Idempotency-Key, and revoke any key whose answer you lost');
-  }
 }
 
 function futureInstant(text: string | undefined, now: Date): Date | null {

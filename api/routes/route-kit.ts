@@ -11,6 +11,7 @@ import { hashRequest, type CommandMeta, type CommandOutcome, type CommandResult,
 import { authorize } from '../middleware/auth.ts';
 import { adminActionNetwork } from '../middleware/ip-allowlist.ts';
 import { socketAddress } from '../net/client-ip.ts';
+import { ApiError } from '../errors.ts';
 import { errorResponses } from './schemas.ts';
 
 /** A route guarded by `action`; its OpenAPI operation lists the action and the standard error responses. */
@@ -64,4 +65,14 @@ export async function executeCommand<T>(
 /** Marks replayed answers so callers can tell a retry from a first execution. */
 export function replayHeader(c: Context<AppEnv>, result: CommandResult<unknown>): void {
   if (result.replayed) c.header('Idempotent-Replayed', 'true');
+}
+
+/**
+ * For answers that carry a secret shown once (API keys, webhook secrets): the stored answer of an
+ * idempotent retry would hold the secret in clear, so such a request refuses an Idempotency-Key.
+ */
+export function refuseIdempotencyKey(c: Context<AppEnv>, advice: string): void {
+  if (c.get('idempotencyKey') !== undefined) {
+    throw new ApiError(400, 'idempotency_not_supported', `the secret in this answer is never stored, so it cannot be replayed: send no Idempotency-Key, and ${advice}`);
+  }
 }

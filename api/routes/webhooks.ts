@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import { sql, type Selectable } from 'kysely';
-import type { Context } from 'hono';
 import type { WebhookDeliveriesTable, WebhookEndpointsTable } from '../../db/schema.ts';
 import { parseEnv } from '../../lib/env-config.ts';
 import { generateWebhookSecret } from '../../projectors/webhooks/signature.ts';
@@ -20,7 +19,7 @@ import { WEBHOOK_EVENT_TYPES } from '../../projectors/webhooks/webhook-events.ts
 import type { AppEnv, RouteDeps } from '../context.ts';
 import type { CommandTx } from '../domain/command-runner.ts';
 import { ApiError, NotFound } from '../errors.ts';
-import { executeCommand, protectedRoute } from './route-kit.ts';
+import { executeCommand, protectedRoute, refuseIdempotencyKey } from './route-kit.ts';
 import { jsonBody, jsonResponse } from './schemas.ts';
 
 /** The API's webhook settings (read with the rest of its configuration at start-up). */
@@ -125,7 +124,7 @@ export function webhookRoutes(deps: RouteDeps, options: { allowHttp?: boolean } 
 
   app.openapi(routes.create, async (c) => {
     const body = c.req.valid('json');
-    refuseIdempotencyKey(c);
+    refuseIdempotencyKey(c, 'delete any endpoint whose answer you lost');
     const url = checkUrl(body.url, allowHttp);
     const result = await executeCommand(c, deps, body, async (ctx) => {
       const secret = generateWebhookSecret();
@@ -214,13 +213,6 @@ export function webhookRoutes(deps: RouteDeps, options: { allowHttp?: boolean } 
   });
 
   return app;
-}
-
-/** The stored answer of an idempotent retry would hold the secret in clear; a secret is shown exactly once. */
-function refuseIdempotencyKey(c: Context<AppEnv>) {
-  if (c.get('idempotencyKey') !== undefined) {
-    throw new ApiError(400, 'idempotency_not_supported', 'a new webhook secret is never stored in clear, so it cannot be replayed: send no Idempotency-Key, and delete any endpoint whose answer you lost');
-  }
 }
 
 function checkUrl(text: string, allowHttp: boolean): string {
