@@ -285,6 +285,14 @@ describe('the audit hash chain', () => {
   });
 });
 
+/** Runs `npm run audit:verify` (its script) with `env` on top of this process's environment. */
+function runAuditVerify(env: Record<string, string>) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
+    cwd: path.resolve(import.meta.dirname, '..'), env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000,
+  });
+  return { code: result.status, out: result.stdout + result.stderr };
+}
+
 describe('npm run audit:verify', () => {
   // its own database: the tests above leave a deliberately broken chain behind
   let fresh: Harness;
@@ -296,12 +304,7 @@ describe('npm run audit:verify', () => {
   });
   afterAll(async () => fresh.close());
 
-  function verifyCli() {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
-      cwd: path.resolve(import.meta.dirname, '..'), env: { ...process.env, DATABASE_URL: fresh.url }, encoding: 'utf8', timeout: 60_000,
-    });
-    return { code: result.status, out: result.stdout + result.stderr };
-  }
+  const verifyCli = () => runAuditVerify({ DATABASE_URL: fresh.url });
 
   it('seals what is pending, verifies the chain (exit 0), and names the first broken row (exit 1)', async () => {
     const ok = verifyCli();
@@ -375,13 +378,7 @@ describe('the audit anchor (rows removed from the end of the chain)', () => {
     await own.close();
   });
 
-  function verifyCli() {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
-      cwd: path.resolve(import.meta.dirname, '..'), env: { ...process.env, DATABASE_URL: own.url, NATS_URL: 'nats://127.0.0.1:4222', AUDIT_ANCHOR_BUCKET: bucket },
-      encoding: 'utf8', timeout: 60_000,
-    });
-    return { code: result.status, out: result.stdout + result.stderr };
-  }
+  const verifyCli = () => runAuditVerify({ DATABASE_URL: own.url, NATS_URL: 'nats://127.0.0.1:4222', AUDIT_ANCHOR_BUCKET: bucket });
 
   it('records the chain head outside Postgres and reports a truncated tail the chain alone cannot show', async () => {
     while ((await sealAuditRows(own.db)) > 0) { /* all sealed */ }
