@@ -25,6 +25,8 @@ export async function startEmbeddedCluster(props: {
   port: number;
   password: string;
   onLog?: (line: string) => void;
+  /** the server's output as it arrives, untrimmed (a statement-log capture parses it) */
+  onOutput?: (chunk: string) => void;
   /** logical unless a test needs a server the CDC pipeline must refuse */
   walLevel?: 'logical' | 'replica';
   /** more `-c name=value` settings (benchmarks: pg_stat_statements, …) */
@@ -53,7 +55,10 @@ export async function startEmbeddedCluster(props: {
       '-c', 'unix_socket_directories=',
       ...Object.entries(props.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ],
-    onLog: (m: unknown) => remember(String(m)),
+    onLog: (m: unknown) => {
+      props.onOutput?.(String(m));
+      remember(String(m));
+    },
     onError: (m: unknown) => remember(String(m)),
   });
   if (!existsSync(path.join(props.dataDir, 'PG_VERSION'))) await cluster.initialise();
