@@ -30,7 +30,7 @@ export interface CapturedStatement {
   params: (string | null)[];
 }
 
-const FIRST_STATEMENT = /SELECT EXISTS \(SELECT 1 FROM locations WHERE code = \$1\)/;
+const FIRST_STATEMENT = /SELECT EXISTS \(SELECT 1 FROM locations WHERE code = \$\d+\)/;
 const LAST_STATEMENT = /INSERT INTO orders \(/;
 
 /** Switches statement logging on (`all`) or off for new commands of every session. */

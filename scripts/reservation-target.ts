@@ -21,8 +21,12 @@ const JWT_SECRET = 'load-check-secret-load-check-secret!';
 export interface ReservationTarget {
   /** the bench database */
   url: string;
+  /** the cluster's data directory */
+  dataDir: string;
   /** the SKUs orders pick from */
   skus: string[];
+  /** the running API's process id */
+  apiPid(): number | undefined;
   startApi(env?: Record<string, string>): Promise<void>;
   stopApi(): Promise<void>;
   orderLoad(props: { connections: number; seconds: number }): Promise<OrderLoadResult>;
@@ -90,7 +94,8 @@ export async function startReservationTarget(props: {
       return JSON.stringify({ location: 'BENCH', lines: [...picked].map((sku) => ({ sku, qty: 1 + Math.floor(Math.random() * 2) })) });
     };
     return {
-      url, skus, stopApi, stop,
+      url, dataDir, skus, stopApi, stop,
+      apiPid: () => api?.pid,
       async startApi(env = {}) {
         await stopApi();
         const port = await freePort();

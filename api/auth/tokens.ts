@@ -95,12 +95,16 @@ export function createBearerVerifier(settings: BearerVerifierSettings): TokenVer
     return payload;
   }
 
+  const verified = new VerifiedTokens();
   return async function verifyToken(token: string): Promise<Principal> {
+    const known = verified.get(token);
+    if (known) return known;
     try {
       const { alg } = decodeProtectedHeader(token);
       let payload: JWTPayload;
       let rolesClaim: string;
-      if (alg === ALGORITHM && secret) {
+      const ownSecret = alg === ALGORITHM && secret !== undefined;
+      if (ownSecret) {
         payload = await verifyHs256(token);
         rolesClaim = HS256_ROLES_CLAIM;
       } else if (jwks && typeof alg === 'string' && jwksAlgorithms.includes(alg)) {
@@ -110,12 +114,41 @@ export function createBearerVerifier(settings: BearerVerifierSettings): TokenVer
         const accepted = [...(secret ? [ALGORITHM] : []), ...jwksAlgorithms];
         throw new InvalidToken(`algorithm ${JSON.stringify(alg ?? null)} is not accepted (accepted: ${accepted.join(', ')})`);
       }
-      return { subject: payload.sub!, roles: rolesFromClaim(payload, rolesClaim) };
+      const principal = { subject: payload.sub!, roles: rolesFromClaim(payload, rolesClaim) };
+      // only tokens of the process' own secret: an identity provider's key set can drop a key at any time
+      if (ownSecret) verified.set(token, principal, payload.exp! * 1000);
+      return principal;
     } catch (err) {
       if (err instanceof InvalidToken) throw err;
       throw new InvalidToken(reasonFor(err), { cause: err });
     }
   };
+}
+
+/**
+ * HS256 tokens verified in the last minute, so a client sending the same bearer token on every request
+ * costs one signature check per minute instead of one per request (HMAC through WebCrypto, with its key
+ * import, was ~9% of the API's CPU on POST /v1/orders). Keyed by the whole token, signature included, so
+ * only a token that verified hits; an entry lives until the token's `exp` or for a minute, whichever is
+ * first. Bounded in size. Identity-provider tokens are not kept: a key dropped from the provider's set
+ * must stop working at the next key-set fetch.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { principal: Principal; until: number }>();
+  constructor(private readonly maxEntries = 10_000, private readonly maxAgeMs = 60_000) {}
+
+  get(token: string): Principal | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    if (Date.now() < entry.until) return entry.principal;
+    this.entries.delete(token);
+    return undefined;
+  }
+
+  set(token: string, principal: Principal, expiresAtMs: number): void {
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!); // oldest first
+    this.entries.set(token, { principal, until: Math.min(expiresAtMs, Date.now() + this.maxAgeMs) });
+  }
 }
 
 /** The reason shown to the client: jose's claim messages are safe to echo, everything else is summarised. */

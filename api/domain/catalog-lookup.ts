@@ -7,7 +7,7 @@ import type { SqlRunner } from '../../db/sql-runner.ts';
 import { Unprocessable } from '../errors.ts';
 import type { CatalogEntry } from './order-allocation.ts';
 
-interface CatalogRow {
+export interface CatalogRow {
   sku: string;
   kind: 'simple' | 'bundle';
   lot_tracked: boolean;
@@ -18,16 +18,24 @@ interface CatalogRow {
   component_active: boolean | null;
 }
 
-/** Loads `skus` and, for bundles, their components; throws 422 for unknown or inactive products. */
-export async function loadCatalog(run: SqlRunner, skus: readonly string[]): Promise<Map<string, CatalogEntry>> {
-  const rows = await run(sql<CatalogRow>`
+/** The catalog rows of `skus` (bundles joined to their components), as a query others can embed. */
+export function catalogRowsQuery(skus: readonly string[]) {
+  return sql<CatalogRow>`
     SELECT p.sku, p.kind, p.lot_tracked, p.active,
            bc.component_sku, bc.qty AS component_qty, c.lot_tracked AS component_lot_tracked, c.active AS component_active
       FROM products p
       LEFT JOIN bundle_components bc ON bc.bundle_sku = p.sku
       LEFT JOIN products c ON c.sku = bc.component_sku
-     WHERE p.sku = ANY(${[...new Set(skus)]}::text[])`);
+     WHERE p.sku = ANY(${[...new Set(skus)]}::text[])`;
+}
 
+/** Loads `skus` and, for bundles, their components; throws 422 for unknown or inactive products. */
+export async function loadCatalog(run: SqlRunner, skus: readonly string[]): Promise<Map<string, CatalogEntry>> {
+  return catalogFromRows(await run(catalogRowsQuery(skus)), skus);
+}
+
+/** The catalog entries of `skus` from their rows; throws 422 for unknown or inactive products. */
+export function catalogFromRows(rows: readonly CatalogRow[], skus: readonly string[]): Map<string, CatalogEntry> {
   const catalog = new Map<string, CatalogEntry>();
   const inactive = new Set<string>();
   for (const row of rows) {

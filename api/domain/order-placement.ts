@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import { InsufficientStock } from '../errors.ts';
-import { loadCatalog } from './catalog-lookup.ts';
+import { catalogFromRows, catalogRowsQuery, loadCatalog, type CatalogRow } from './catalog-lookup.ts';
 import { inTransaction, type SqlRunner } from '../../db/sql-runner.ts';
 import { Unprocessable } from '../errors.ts';
 import type { CommandMeta, CommandOutcome, CommandResult, RunCommand } from './command-runner.ts';
@@ -112,6 +112,39 @@ function insertCtes(ctx: Omit<Ctx, 'trx'>, input: NewOrder, p: PlacementPlan, ga
     )`;
 }
 
+/**
+ * The first optimistic attempt's reads in ONE statement (saves two round trips on the hottest path):
+ * whether the location exists, the catalog rows of the lines, the free units of every component at the
+ * location and the sellable lots of the lot-tracked ones — the same rows loadOrderCatalog and
+ * readStock(lock = false) read, aggregated as JSON into one row. Same checks and errors as those two.
+ */
+async function readOrderSnapshot(run: SqlRunner, location: string, lines: OrderLineRequest[], today: string) {
+  const [row] = await run(sql<{ known: boolean; catalog: CatalogRow[]; levels: [string, number][]; lots: [string, string, string, number][] }>`
+    WITH catalog AS (${catalogRowsQuery(lines.map((l) => l.sku))}),
+    components AS (
+      SELECT CASE WHEN kind = 'bundle' THEN component_sku ELSE sku END AS sku,
+             CASE WHEN kind = 'bundle' THEN component_lot_tracked ELSE lot_tracked END AS lot_tracked
+        FROM catalog
+    )
+    SELECT EXISTS (SELECT 1 FROM locations WHERE code = ${location}) AS known,
+           (SELECT coalesce(json_agg(catalog), '[]') FROM catalog) AS catalog,
+           (SELECT coalesce(json_agg(json_build_array(sku, on_hand - reserved)), '[]') FROM stock_levels
+             WHERE location = ${location} AND sku IN (SELECT sku FROM components)) AS levels,
+           (SELECT coalesce(json_agg(json_build_array(id::text, sku, expires_on, on_hand - reserved) ORDER BY sku, expires_on, id), '[]') FROM lots
+             WHERE location = ${location} AND sku IN (SELECT sku FROM components WHERE lot_tracked)
+               AND expires_on > ${today}::date AND on_hand > reserved) AS lots`);
+  if (!row?.known) throw new Unprocessable('unknown_location', `no such location: ${location}`, { location });
+  const catalog = catalogFromRows(row.catalog, lines.map((l) => l.sku));
+  const skus = componentSkus(lines, catalog);
+  const available = new Map(row.levels.filter(([sku]) => skus.includes(sku)));
+  const lots = new Map<string, PickableLot[]>();
+  for (const [id, sku, expiresOn, free] of row.lots) {
+    if (!catalog.get(sku)?.lotTracked || !available.has(sku)) continue;
+    lots.set(sku, [...(lots.get(sku) ?? []), { id, expiresOn, available: free }]);
+  }
+  return { catalog, skus, stock: { available, lots } satisfies StockSnapshot };
+}
+
 /** The catalog entries of the order's lines; 422 for an unknown location or unusable product. */
 async function loadOrderCatalog(run: SqlRunner, location: string, lines: OrderLineRequest[]) {
   const [known] = await run(sql<{ known: boolean }>`SELECT EXISTS (SELECT 1 FROM locations WHERE code = ${location}) AS known`);
@@ -166,11 +199,11 @@ async function placeOrderAttempts(
 ): Promise<CommandResult<OrderView>> {
   const lines = numberLines(input);
   const today = dayOf(ctx.now);
-  const catalog = await loadOrderCatalog(deps.run, input.location, lines);
-  const skus = componentSkus(lines, catalog);
+  const snapshot = await readOrderSnapshot(deps.run, input.location, lines, today);
+  const { catalog, skus } = snapshot;
 
   for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-    const stock = await readStock(deps.run, input.location, skus, catalog, today, false);
+    const stock = attempt === 0 ? snapshot.stock : await readStock(deps.run, input.location, skus, catalog, today, false);
     const p = plan(ctx, input, lines, catalog, stock); // throws InsufficientStock when the snapshot is short
     const n = needsOf(p.picks);
     const result = await deps.runCommand.statement<OrderView>(meta, async (recordCtes) => {
