@@ -14,7 +14,7 @@ import type { AppDeps, AppEnv, RouteDeps } from './context.ts';
 import { preparedOn } from '../db/sql-runner.ts';
 import { createCommandRunner } from './domain/command-runner.ts';
 import { createApiMetrics } from './metrics.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, databaseUnavailable } from './errors.ts';
 import { authenticate } from './middleware/auth.ts';
 import { createApiKeyVerifier } from './auth/api-key-verifier.ts';
 import { idempotencyKey } from './middleware/idempotency-key.ts';
@@ -141,6 +141,12 @@ export function createApp(deps: AppDeps & { transport?: TransportOptions }) {
     if (err instanceof HTTPException && err.status < 500) {
       const code = err.status === 400 ? 'malformed_request' : 'request_refused';
       return c.json({ error: { code, message: err.message || 'the request could not be read' } }, err.status);
+    }
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) {
+      (c.get('log') ?? deps.log).warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'database unavailable');
+      c.header('Retry-After', '1');
+      return c.json({ error: { code: unavailable.code, message: unavailable.message, details: { request_id: c.get('requestId') } } }, 503);
     }
     (c.get('log') ?? deps.log).error({ err }, 'unhandled error');
     return c.json({ error: { code: 'internal', message: 'internal error; the request id identifies it in the logs', details: { request_id: c.get('requestId') } } }, 500);

@@ -95,3 +95,26 @@ export function translateDbError(err: unknown): ApiError | undefined {
       return undefined;
   }
 }
+
+/** SQLSTATEs of a server that is going away or not there yet: 08 connection exceptions, 57P01–57P03 shutdowns, 53300 too many connections. */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** node-postgres' own messages for a connection that died under a query or a client lent out from the pool */
+const UNAVAILABLE_MESSAGE = /^(Connection terminated|Client has encountered a connection error and is not queryable|timeout exceeded when trying to connect)/;
+
+/**
+ * A 503 `database_unavailable` when `err` (or its cause) says Postgres is unreachable or restarting — not
+ * a fault of the request, and retrying shortly helps; undefined otherwise. (Before, a Postgres restart
+ * answered 500 `internal` for every request in flight; found by test/faults.)
+ */
+export function databaseUnavailable(err: unknown): ApiError | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    const unavailable = (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_SYSCALL.has(code)))
+      || (typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message));
+    if (unavailable) {
+      return new ApiError(503, 'database_unavailable', 'the database is unreachable or restarting; retry in a moment (with the same Idempotency-Key)', undefined, { cause: err });
+    }
+  }
+  return undefined;
+}

@@ -259,31 +259,55 @@ describe('probes, unknown routes and malformed requests', () => {
     expect(unsafe.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('renders an unexpected failure as 500 internal with a request id and no stack trace; /readyz reports 503', async () => {
-    // an app wired to a database that is not there: every query fails with a driver error
-    const broken = openDatabase({ url: 'postgres://nobody:nothing@127.0.0.1:1/none', max: 1 });
+  /** An app wired to `url`: every query fails with that database's driver error. */
+  const appOn = (url: string) => {
+    const broken = openDatabase({ url, max: 1 });
+    const app = createApp({
+      db: broken.db,
+      pool: broken.pool,
+      log: pino({ level: 'silent' }),
+      clock: h.clock.now,
+      verifyToken: createTokenVerifier(TEST_TOKEN_SETTINGS),
+      cipher: createPiiCipher(TEST_PII_KEYS),
+      settings: { reservationTtlSeconds: 900, defaultLocation: 'MAIN' },
+    });
+    return { app, close: () => broken.close() };
+  };
+
+  it('renders an unexpected failure as 500 internal with a request id and no stack trace', async () => {
+    // a server that is up, but the database is not there: 3D000, not something a retry fixes
+    const missing = new URL(h.url);
+    missing.pathname = `/missing_${randomUUID().replaceAll('-', '')}`;
+    const { app, close } = appOn(missing.toString());
     try {
-      const app = createApp({
-        db: broken.db,
-        pool: broken.pool,
-        log: pino({ level: 'silent' }),
-        clock: h.clock.now,
-        verifyToken: createTokenVerifier(TEST_TOKEN_SETTINGS),
-        cipher: createPiiCipher(TEST_PII_KEYS),
-        settings: { reservationTtlSeconds: 900, defaultLocation: 'MAIN' },
-      });
       const res = await app.request('/v1/products', { headers: { authorization: `Bearer ${h.tokens.viewer}`, 'x-request-id': 'broken-1' } });
       expect(res.status).toBe(500);
       const body = await res.json();
       expect(body.error.code).toBe('internal');
       expect(body.error.details).toEqual({ request_id: 'broken-1' });
+      expect(JSON.stringify(body)).not.toMatch(/missing_|3D000|127\.0\.0\.1/);
+      expectCleanError(body);
+    } finally {
+      await close();
+    }
+  });
+
+  it('answers 503 database_unavailable with Retry-After while Postgres is unreachable; /readyz reports 503', async () => {
+    const { app, close } = appOn('postgres://nobody:nothing@127.0.0.1:1/none');
+    try {
+      const res = await app.request('/v1/products', { headers: { authorization: `Bearer ${h.tokens.viewer}`, 'x-request-id': 'broken-2' } });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      const body = await res.json();
+      expect(body.error.code).toBe('database_unavailable');
+      expect(body.error.details).toEqual({ request_id: 'broken-2' });
       expect(JSON.stringify(body)).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
       expectCleanError(body);
       const ready = await app.request('/readyz');
       expect(ready.status).toBe(503);
       expect((await ready.json()).status).toBe('unavailable');
     } finally {
-      await broken.close();
+      await close();
     }
   });
 });

@@ -6,6 +6,7 @@
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { z } from 'zod';
+import { survivePostgresRestarts } from '../../db/connection.ts';
 import { runProjectorProcess } from '../runtime/projector-process.ts';
 import { createAlertState, DEFAULT_ALERT_BUCKET, openAlertBucket } from './alert-state.ts';
 import { createAlertsProjection, loadAlertModel, selectChannels } from './alerts-projection.ts';
@@ -35,7 +36,7 @@ await runProjectorProcess({
     const channels = selectChannels(config, log);
     log.info({ channels: channels.map((c) => c.name) }, 'alert channels');
     const nc = await connect({ servers: config.NATS_URL.split(','), name: `stockwire-alerts-state-${process.pid}`, maxReconnectAttempts: -1 });
-    const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 1 });
+    const pool = survivePostgresRestarts(new pg.Pool({ connectionString: config.DATABASE_URL, max: 1 }));
     try {
       const state = createAlertState({ kv: await openAlertBucket(nc, config.ALERT_BUCKET) });
       const model = await loadAlertModel(pool);

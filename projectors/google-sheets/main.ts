@@ -12,6 +12,8 @@ await runSheetProjector({
     GOOGLE_OAUTH_CLIENT_ID: z.string().optional(),
     GOOGLE_OAUTH_CLIENT_SECRET: z.string().optional(),
     GOOGLE_OAUTH_REFRESH_TOKEN: z.string().optional(),
+    // googleAuthFromEnv honours it, but without this line zod dropped it and the refresh went to Google
+    GOOGLE_TOKEN_URL: z.string().url().optional().describe('OAuth token endpoint for the refresh token (default Google\'s; tests point it at a fake)'),
     GOOGLE_SHEETS_ROOT_URL: z.string().url().optional().describe('API root (tests point it at a local fake)'),
     GOOGLE_WRITES_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(55).describe('write budget (the quota is 60/min/user)'),
     GOOGLE_READS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(55).describe('read budget (the quota is 60/min/user)'),

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
+import { survivePostgresRestarts } from '../../db/connection.ts';
 import '../../db/type-parsers.ts';
 import { runProjectorProcess, type ProjectorBaseConfig } from '../runtime/projector-process.ts';
 import { loadModelSnapshot } from './model-loader.ts';
@@ -79,7 +80,7 @@ export async function runSheetProjector<C extends z.ZodObject>(def: SheetProject
       registry.registerMetric(editsTotal);
       const { target, quotas } = await def.createTarget(config, log);
       // Postgres is read once, for the starting picture; the stream keeps it current from then on
-      const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 1, application_name: `stockwire-${def.name}` });
+      const pool = survivePostgresRestarts(new pg.Pool({ connectionString: config.DATABASE_URL, max: 1, application_name: `stockwire-${def.name}` }));
       try {
         const engine = await createSheetSync({ name: def.name, target, pool, config, quotas, log });
         log.info({ kind: target.kind, flushIntervalMs: config.SHEET_FLUSH_INTERVAL_MS, pollIntervalMs: config.SHEET_POLL_INTERVAL_MS }, 'sheet sync started');

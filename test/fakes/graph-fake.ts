@@ -43,6 +43,8 @@ export interface GraphFakeOptions {
   notesSheet?: string;
   /** time source for session idleness (tests move it forward instead of waiting) */
   clock?: () => number;
+  /** called synchronously after each call that wrote cell values (grid() already shows them); must not throw */
+  onWrite?: (write: { at: number; writeCalls: number }) => void;
 }
 
 export type GraphFake = Awaited<ReturnType<typeof startGraphFake>>;
@@ -276,7 +278,10 @@ export async function startGraphFake(opts: GraphFakeOptions = {}) {
     const path = url.pathname.slice('/v1.0'.length) + url.search;
     const reply = safely(() => (path === '/$batch' && req.method === 'POST' ? batch(body, call) : operation(req.method ?? 'GET', path, lower(req.headers as Record<string, string>), body, call)));
     if (call.read) stats.readCalls++;
-    if (call.wrote) stats.writeCalls++;
+    if (call.wrote) {
+      stats.writeCalls++;
+      cfg.onWrite?.({ at: Date.now(), writeCalls: stats.writeCalls });
+    }
     return reply;
   }
 
@@ -332,6 +337,8 @@ export async function startGraphFake(opts: GraphFakeOptions = {}) {
     get tokensIssued() { return stats.tokensIssued; },
     expireSessions: () => sessions.clear(),
     failNext(n: number, status: number, retryAfterSeconds?: number) { failures = { n, status, retryAfter: retryAfterSeconds }; },
+    /** every workbook operation answers `status` (with Retry-After when given) until resetFaults() */
+    failAll(status: number, retryAfterSeconds?: number) { failures = { n: Number.POSITIVE_INFINITY, status, retryAfter: retryAfterSeconds }; },
     rejectEvery(k: number, status = 429, retryAfterSeconds = 1) { rejection = k > 0 ? { k, status, retryAfter: retryAfterSeconds } : undefined; },
     delay(ms: number) { delayMs = ms; },
     /** ends failNext, rejectEvery and delay */

@@ -12,6 +12,8 @@
  * a range 400 "Unable to parse range", a write outside the grid 400 "exceeds grid limits", errors carry
  * `{ error: { code, message, status } }`, reads trim trailing empty rows and cells (interior empty cells come
  * back as ""), and each batchUpdate is all-or-nothing. Formulas, formats and USER_ENTERED parsing are not modelled.
+ * For a mirror running as its own process (OAuth refresh-token credentials), `tokenUrl` answers Google's token
+ * endpoint with a fresh access token (never faulted: faults model the Sheets API, not sign-in).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -67,8 +69,12 @@ export interface SheetsFake {
   protectedRanges(tab: string): ProtectedRange[];
   /** Simulates a person deleting a tab. */
   deleteTab(tab: string): void;
+  /** OAuth token endpoint (GOOGLE_TOKEN_URL) granting any refresh token an access token */
+  readonly tokenUrl: string;
   /** The next n requests answer `status` (with Retry-After when given). */
   failNext(n: number, status: number, retryAfterSeconds?: number): void;
+  /** Every request answers `status` (with Retry-After when given) until resetFaults(). */
+  failAll(status: number, retryAfterSeconds?: number): void;
   /** Every k-th request from now answers `status` with Retry-After. */
   rejectEvery(k: number, status?: number, retryAfterSeconds?: number): void;
   /** Holds every answer back by ms. */
@@ -77,8 +83,11 @@ export interface SheetsFake {
   close(): Promise<void>;
 }
 
+/** Called synchronously after each write call that changed the spreadsheet (grid() already shows it); must not throw. */
+export type SheetsWriteHook = (write: { at: number; writeCalls: number }) => void;
+
 /** Starts the fake on a free loopback port with one empty spreadsheet. */
-export async function startSheetsFake(props: { spreadsheetId?: string } = {}): Promise<SheetsFake> {
+export async function startSheetsFake(props: { spreadsheetId?: string; onWrite?: SheetsWriteHook } = {}): Promise<SheetsFake> {
   const spreadsheetId = props.spreadsheetId ?? 'fake-spreadsheet';
   let tabs: Tab[] = [];
   let version = 0; // bumped by every mutation, so a call "changed something" when it moved
@@ -231,7 +240,10 @@ export async function startSheetsFake(props: { spreadsheetId?: string } = {}): P
     const [before, versionBefore] = [structuredClone(tabs), version];
     try {
       const result = change();
-      if (version !== versionBefore) counters.writeCalls++;
+      if (version !== versionBefore) {
+        counters.writeCalls++;
+        props.onWrite?.({ at: Date.now(), writeCalls: counters.writeCalls });
+      }
       return result;
     } catch (err) {
       [tabs, version] = [before, versionBefore];
@@ -301,8 +313,14 @@ export async function startSheetsFake(props: { spreadsheetId?: string } = {}): P
     send(res, code, { error: { code, message, status: STATUS_NAMES[code] ?? 'UNKNOWN' } }, headers);
 
   const server = http.createServer(async (req, res) => {
-    counters.requests++;
     const chunks: Buffer[] = [];
+    if (req.method === 'POST' && req.url === '/token') {
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const grant = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+      if (!grant.get('refresh_token')) return send(res, 400, { error: 'invalid_request', error_description: 'Missing required parameter: refresh_token' });
+      return send(res, 200, { access_token: `fake-access-${Date.now()}`, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/spreadsheets' });
+    }
+    counters.requests++;
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (faults.delayMs) await new Promise((r) => setTimeout(r, faults.delayMs));
     if (!/^Bearer \S+/.test(req.headers.authorization ?? '')) {
@@ -335,6 +353,7 @@ export async function startSheetsFake(props: { spreadsheetId?: string } = {}): P
 
   return {
     url: `http://127.0.0.1:${port}/`,
+    tokenUrl: `http://127.0.0.1:${port}/token`,
     spreadsheetId,
     get writeCalls() { return counters.writeCalls; },
     get readCalls() { return counters.readCalls; },
@@ -358,6 +377,9 @@ export async function startSheetsFake(props: { spreadsheetId?: string } = {}): P
     },
     failNext: (n, status, retryAfterSeconds) => {
       Object.assign(faults, { failNext: n, failStatus: status, failRetryAfter: retryAfterSeconds });
+    },
+    failAll: (status, retryAfterSeconds) => {
+      Object.assign(faults, { failNext: Number.POSITIVE_INFINITY, failStatus: status, failRetryAfter: retryAfterSeconds });
     },
     rejectEvery: (k, status = 429, retryAfterSeconds = 1) => {
       Object.assign(faults, { every: k, everyStatus: status, everyRetryAfter: retryAfterSeconds, seen: 0 });
