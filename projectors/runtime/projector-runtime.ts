@@ -3,8 +3,9 @@
  * order in micro-batches (whatever arrived while the previous batch was applied, up to batchSize), then
  * acknowledged. Effects must be idempotent (compare versions / positions), so redelivery changes nothing.
  * A failed batch is retried message by message: a failing message is redelivered later with backoff
- * (honouring Retry-After); one that keeps failing, or can never succeed, goes to the dead-letter subject
- * with its error and is terminated. After each batch the applied position (commit LSN or position
+ * (honouring Retry-After) — or, for an `ordered` projection, retried in place, holding back later ones;
+ * one that keeps failing, or can never succeed, goes to the dead-letter subject with its error and is
+ * terminated. After each batch the applied position (commit LSN or position
  * marker) and the commit → applied lag are recorded for /metrics and the sync-status bucket.
  */
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
@@ -34,6 +35,13 @@ export interface Projection {
    * redelivers that batch and every later one still unsettled (the applied position never passes it).
    */
   stage?(events: ChangeEvent[]): Promise<void>;
+  /**
+   * Effects must happen in stream order even across failures (the webhook fan-out queues deliveries in
+   * arrival order). A failed change is then retried in place, with the same backoff, holding back every
+   * later change, instead of being redelivered later while later changes go ahead (redeliveries with
+   * different delays, and messages already buffered, would arrive out of order).
+   */
+  ordered?: boolean;
   /** Persists the applied position next to the projection (optional). */
   recordPosition?(position: AppliedPosition): Promise<void>;
 }
@@ -89,6 +97,7 @@ export class ProjectorRuntime {
   private deadLetters = 0;
   private lastStatusAt = 0;
   private failure: Error | undefined;
+  private stopping = false;
   private readonly batchSize: number;
   private readonly maxDeliver: number;
 
@@ -128,6 +137,7 @@ export class ProjectorRuntime {
 
   /** Consumes until stop(); throws if the consumer fails for good. */
   async run(): Promise<void> {
+    this.stopping = false;
     await this.setup();
     const consumer = await jetstream(this.props.nc).consumers.get(this.props.stream, this.props.name);
     // a deleted or recreated consumer (replay) ends the loop at once, so the owner restarts it on the new one
@@ -143,6 +153,7 @@ export class ProjectorRuntime {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.messages?.close().catch(() => {});
     await this.busy;
     await this.settling;
@@ -197,6 +208,14 @@ export class ProjectorRuntime {
       this.props.metrics?.eventsApplied.inc({ projector: this.props.name }, changes.length);
     } catch (err) {
       this.props.log.warn({ err: { message: (err as Error).message }, size: changes.length }, 'batch failed; retrying its messages one by one');
+      if (this.props.projection.ordered) {
+        for (const p of parsed) {
+          if (p.event.op === 'position') p.m.ack();
+          else if (!(await this.applyInPlace(p.m, p.event))) return; // stopping: the rest is redelivered in order
+        }
+        await this.advance(parsed);
+        return;
+      }
       let settled = parsed.length;
       for (const [i, p] of parsed.entries()) {
         if (p.event.op === 'position') {
@@ -243,6 +262,31 @@ export class ProjectorRuntime {
       for (const p of parsed) this.unsettled.delete(p.m);
       if (this.unsettled.size === 0) this.pipelineBroken = false;
     })();
+  }
+
+  /**
+   * Ordered projections: applies one change, retrying in place with backoff until it applies or has to
+   * be dead-lettered (true). The heartbeat keeps this and the later held messages alive meanwhile. On
+   * stop it gives up (false): this message and the rest of the batch are left for redelivery.
+   */
+  private async applyInPlace(m: JsMsg, event: ChangeEvent): Promise<boolean> {
+    for (let attempt = m.info.deliveryCount; ; attempt++) {
+      try {
+        await this.props.projection.apply([event]);
+        m.ack();
+        this.props.metrics?.eventsApplied.inc({ projector: this.props.name });
+        return true;
+      } catch (err) {
+        if (isPermanent(err) || attempt >= this.maxDeliver) {
+          await this.deadLetter(m, err as Error);
+          return true;
+        }
+        const delay = redeliveryDelayMs(attempt, err);
+        this.props.log.warn({ err: { message: (err as Error).message }, subject: m.subject, attempt, retryInMs: delay }, 'change not applied; retrying it in place (ordered)');
+        for (const until = Date.now() + delay; Date.now() < until && !this.stopping;) await new Promise((r) => setTimeout(r, Math.min(250, until - Date.now())));
+        if (this.stopping) return false;
+      }
+    }
   }
 
   /** Applies one change; true when it is settled (applied or dead-lettered), false when it will be redelivered. */
