@@ -2,6 +2,9 @@
  * The runtime's pipelined mode (Projection.stage) on real JetStream: batches are staged while earlier
  * ones are still settling, acknowledged in order, and a failed batch is redelivered together with every
  * later batch that had not settled, so the applied position never passes a change that failed.
+ * And its ordered mode (Projection.ordered): while a change keeps failing it is retried in place and
+ * nothing after it takes effect, so effects happen in stream order once the target is back — where the
+ * default mode lets later changes overtake it.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -13,6 +16,7 @@ import { ProjectorRuntime, type AppliedPosition } from './projector-runtime.ts';
 const id = `pipe${process.pid}${Math.random().toString(36).slice(2, 7)}`;
 const STREAM = id.toUpperCase();
 const PREFIX = id;
+const ORDERED_STREAM = `${STREAM}_ORDERED`;
 let nc: NatsConnection;
 
 function change(n: number): ChangeEvent {
@@ -27,11 +31,12 @@ beforeAll(async () => {
   nc = await connect({ servers: 'nats://127.0.0.1:4222' });
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: STREAM, subjects: [`${PREFIX}.>`] });
+  await jsm.streams.add({ name: ORDERED_STREAM, subjects: [`${PREFIX}o.>`] });
 });
 
 afterAll(async () => {
   const jsm = await jetstreamManager(nc);
-  for (const s of [STREAM, `${STREAM}_DLQ`]) await jsm.streams.delete(s).catch(() => {});
+  for (const s of [STREAM, `${STREAM}_DLQ`, ORDERED_STREAM, `${ORDERED_STREAM}_DLQ`]) await jsm.streams.delete(s).catch(() => {});
   await nc.close();
 });
 
@@ -97,4 +102,37 @@ describe('pipelined projections', () => {
     expect(consumer.num_ack_pending).toBe(0);
     expect(consumer.ack_floor.stream_seq).toBe(30);
   }, 60_000);
+});
+
+describe('ordered projections', () => {
+  it('retries a failing change in place, holding back later ones, so effects stay in stream order', async () => {
+    const js = jetstream(nc);
+    const effects: number[] = [];
+    let targetDown = false;
+    let refusals = 0;
+    const runtime = new ProjectorRuntime({
+      nc, stream: ORDERED_STREAM, subjectPrefix: `${PREFIX}o`, name: 'ordered', log: pino({ level: 'silent' }), batchSize: 5,
+      projection: {
+        ordered: true,
+        async apply(events) {
+          const ns = events.map((e) => Number(e.after!.on_hand));
+          if (ns.includes(7) && refusals === 0) targetDown = true; // the target goes down at change 7…
+          if (targetDown) {
+            refusals += 1;
+            if (refusals >= 4) targetDown = false; // …and is back after a few attempts
+            throw Object.assign(new Error('target unavailable'), { retryAfterMs: 30 });
+          }
+          effects.push(...ns);
+        },
+      },
+    });
+    const running = runtime.run();
+    for (let n = 1; n <= 20; n++) await js.publish(`${PREFIX}o.stock_levels.update`, JSON.stringify(change(n)));
+    await until(() => effects.length >= 20);
+    await runtime.stop();
+    await running;
+    expect(refusals).toBeGreaterThanOrEqual(4);
+    expect(effects).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(runtime.applied()?.streamSeq).toBe(20);
+  });
 });

@@ -272,15 +272,9 @@ export class ProjectorRuntime {
   private async applyInPlace(m: JsMsg, event: ChangeEvent): Promise<boolean> {
     for (let attempt = m.info.deliveryCount; ; attempt++) {
       try {
-        await this.props.projection.apply([event]);
-        m.ack();
-        this.props.metrics?.eventsApplied.inc({ projector: this.props.name });
-        return true;
+        return await this.applyAndAck(m, event);
       } catch (err) {
-        if (isPermanent(err) || attempt >= this.maxDeliver) {
-          await this.deadLetter(m, err as Error);
-          return true;
-        }
+        if (await this.deadLetterIfHopeless(m, err as Error, attempt)) return true;
         const delay = redeliveryDelayMs(attempt, err);
         this.props.log.warn({ err: { message: (err as Error).message }, subject: m.subject, attempt, retryInMs: delay }, 'change not applied; retrying it in place (ordered)');
         for (const until = Date.now() + delay; Date.now() < until && !this.stopping;) await new Promise((r) => setTimeout(r, Math.min(250, until - Date.now())));
@@ -292,21 +286,28 @@ export class ProjectorRuntime {
   /** Applies one change; true when it is settled (applied or dead-lettered), false when it will be redelivered. */
   private async applyOne(m: JsMsg, event: ChangeEvent): Promise<boolean> {
     try {
-      await this.props.projection.apply([event]);
-      m.ack();
-      this.props.metrics?.eventsApplied.inc({ projector: this.props.name });
-      return true;
+      return await this.applyAndAck(m, event);
     } catch (err) {
-      if (isPermanent(err) || m.info.deliveryCount >= this.maxDeliver) {
-        await this.deadLetter(m, err as Error);
-        return true;
-      } else {
-        const delay = redeliveryDelayMs(m.info.deliveryCount, err);
-        this.props.log.warn({ err: { message: (err as Error).message }, subject: m.subject, delivery: m.info.deliveryCount, retryInMs: delay }, 'change not applied; will be redelivered');
-        m.nak(delay);
-        return false;
-      }
+      if (await this.deadLetterIfHopeless(m, err as Error, m.info.deliveryCount)) return true;
+      const delay = redeliveryDelayMs(m.info.deliveryCount, err);
+      this.props.log.warn({ err: { message: (err as Error).message }, subject: m.subject, delivery: m.info.deliveryCount, retryInMs: delay }, 'change not applied; will be redelivered');
+      m.nak(delay);
+      return false;
     }
+  }
+
+  private async applyAndAck(m: JsMsg, event: ChangeEvent): Promise<true> {
+    await this.props.projection.apply([event]);
+    m.ack();
+    this.props.metrics?.eventsApplied.inc({ projector: this.props.name });
+    return true;
+  }
+
+  /** Dead-letters a change that can never apply, or has failed `attempt` ≥ maxDeliver times; true if it did. */
+  private async deadLetterIfHopeless(m: JsMsg, err: Error, attempt: number): Promise<boolean> {
+    if (!isPermanent(err) && attempt < this.maxDeliver) return false;
+    await this.deadLetter(m, err);
+    return true;
   }
 
   private async deadLetter(m: JsMsg, err: Error) {
