@@ -66,7 +66,12 @@ export function messageIdFor(source: Pick<EventSource, 'commitLsn' | 'index'>): 
 /** A decoded row made JSON-ready: Dates become ISO strings, everything else stays as the type parser made it. */
 export function jsonRow(row: Record<string, unknown>): Row {
   const out: Row = {};
-  for (const [k, v] of Object.entries(row)) out[k] = v instanceof Date ? v.toISOString() : v;
+  // for…in rather than Object.entries: the same keys for rows (the decoder's are prototype-less, the
+  // driver's plain), without an array per column; this runs for every row image the reader publishes
+  for (const k in row) {
+    const v = row[k];
+    out[k] = v instanceof Date ? v.toISOString() : v;
+  }
   return out;
 }
 

@@ -15,7 +15,8 @@ export function parseLsn(text: string): Lsn {
 
 /** Formats a position the way Postgres prints it (upper-case hex, no padding). */
 export function formatLsn(lsn: Lsn): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+  // the halves as Numbers: Number#toString(16) is much cheaper than BigInt's (this runs once per event)
+  return `${Number(lsn >> 32n).toString(16)}/${Number(lsn & 0xffffffffn).toString(16)}`.toUpperCase();
 }
 
 /** True when `text` is a well-formed LSN. */

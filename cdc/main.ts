@@ -7,7 +7,6 @@
  */
 import { stopWhenParentDies } from '../lib/parent-watch.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
 import pg from 'pg';
 import pino from 'pino';
 import '../db/type-parsers.ts';
@@ -42,6 +41,9 @@ async function runOnce(): Promise<void> {
   let nc: NatsConnection | undefined;
   let reader: CdcReader | undefined;
   const lagClient = new pg.Client({ connectionString: config.DATABASE_URL, application_name: 'stockwire-cdc-lag' });
+  // idle between its once-a-second queries: a Postgres restart ended it with an unhandled 'error' that
+  // crashed the process (found by test/faults); the replication stream's own error ends this run anyway
+  lagClient.on('error', () => {});
   let lagTimer: NodeJS.Timeout | undefined;
   try {
     nc = await connect({ servers: config.NATS_URL.split(','), name: `stockwire-cdc-${process.pid}`, maxReconnectAttempts: -1 });
@@ -57,7 +59,7 @@ async function runOnce(): Promise<void> {
     }, 1000);
     reader = new CdcReader({
       databaseUrl: config.DATABASE_URL, slot: config.CDC_SLOT, publication: config.CDC_PUBLICATION, subjectPrefix: config.CDC_SUBJECT_PREFIX,
-      js: jetstream(nc), maxInFlight: config.CDC_MAX_IN_FLIGHT, publishTimeoutMs: config.CDC_PUBLISH_TIMEOUT_MS, statusIntervalMs: config.CDC_STATUS_INTERVAL_MS, log, metrics,
+      nc, maxInFlight: config.CDC_MAX_IN_FLIGHT, publishTimeoutMs: config.CDC_PUBLISH_TIMEOUT_MS, statusIntervalMs: config.CDC_STATUS_INTERVAL_MS, log, metrics,
     });
     current = { reader, nc };
     streaming = true;

@@ -2,10 +2,11 @@
  * A logical replication connection (pgoutput) that hands every server message — row data and keepalives
  * alike — to one async handler, strictly in arrival order, pausing the socket while the handler is behind
  * (backpressure). It never confirms WAL by itself: the owner calls sendStatus() with the position it
- * has made durable elsewhere. Decoding of pgoutput payloads reuses pg-logical-replication's parser.
+ * has made durable elsewhere. pgoutput payloads are decoded by pgoutput-decoder.ts.
  */
 import pg from 'pg';
-import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { Pgoutput } from 'pg-logical-replication';
+import { PgoutputDecoder } from './pgoutput-decoder.ts';
 
 export type ServerMessage =
   | { kind: 'data'; walStart: bigint; message: Pgoutput.Message }
@@ -30,12 +31,13 @@ export interface ReplicationStreamProps {
   connectionString: string;
   slot: string;
   publication: string;
-  onMessage: (message: ServerMessage) => Promise<void> | void;
+  /** handles one message; returns a promise only when the next message must wait for it */
+  onMessage: (message: ServerMessage) => Promise<void> | undefined;
 }
 
 export class ReplicationStream {
   private readonly client: pg.Client;
-  private readonly plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [] });
+  private readonly decoder = new PgoutputDecoder();
   private readonly queue: ServerMessage[] = [];
   private draining = false;
   private paused = false;
@@ -43,7 +45,9 @@ export class ReplicationStream {
   private connection: CopyConnection | undefined;
 
   constructor(private readonly props: ReplicationStreamProps) {
-    this.client = new pg.Client({ connectionString: props.connectionString, replication: 'database' } as pg.ClientConfig);
+    // TimeZone=UTC: timestamptz values then arrive as "…+00" text, which decodes without a Date (timestamptz.ts);
+    // the instant is the same in any zone (options in the URL, if any, win, and values take the slower path)
+    this.client = new pg.Client({ connectionString: props.connectionString, replication: 'database', options: '-c TimeZone=UTC' } as pg.ClientConfig);
   }
 
   /** Streams from the slot's confirmed position until stop() or an error; resolves when the stream ends. */
@@ -87,7 +91,10 @@ export class ReplicationStream {
     this.draining = true;
     try {
       while (this.queue.length) {
-        await this.props.onMessage(this.queue.shift()!);
+        // the handler returns a promise only when it must wait (backpressure); handling a socket chunk's
+        // messages in one synchronous run lets the publisher write their events to NATS together
+        const wait = this.props.onMessage(this.queue.shift()!);
+        if (wait) await wait;
         if (this.paused && this.queue.length < LOW_WATER) {
           this.paused = false;
           this.connection?.stream.resume();
@@ -103,13 +110,18 @@ export class ReplicationStream {
   private parse(chunk: Buffer): ServerMessage | undefined {
     if (chunk[0] === 0x77) {
       // XLogData: 'w', walStart, walEnd, sendTime, payload
-      return { kind: 'data', walStart: chunk.readBigUInt64BE(1), message: this.plugin.parse(chunk.subarray(25)) as Pgoutput.Message };
+      return { kind: 'data', walStart: chunk.readBigUInt64BE(1), message: this.decoder.decode(chunk, 25) };
     }
     if (chunk[0] === 0x6b) {
       // Primary keepalive: 'k', walEnd, sendTime, replyRequested
       return { kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 };
     }
     return undefined;
+  }
+
+  /** Ends run() with `err`: the owner cannot go on (its publisher failed), even while no WAL arrives. */
+  abort(err: Error): void {
+    this.failure?.(err);
   }
 
   /** Standby status update: everything before `lsn` is durable downstream; `ping` asks for a keepalive. */

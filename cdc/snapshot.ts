@@ -4,7 +4,6 @@
  * snapshot's WAL position as their LSN and go through the same windowed publisher; projectors apply them
  * with the same version comparison as live changes, so a snapshot racing live traffic cannot regress rows.
  */
-import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import '../db/type-parsers.ts';
@@ -38,7 +37,7 @@ export async function publishSnapshot(props: {
 }): Promise<SnapshotResult> {
   const client = new pg.Client({ connectionString: props.databaseUrl, application_name: 'stockwire-resync' });
   await client.connect();
-  const publisher = new WindowedPublisher({ js: jetstream(props.nc), maxInFlight: 2048 });
+  const publisher = new WindowedPublisher({ nc: props.nc, maxInFlight: 2048 });
   const encoder = new TextEncoder();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -53,7 +52,8 @@ export async function publishSnapshot(props: {
       pendingEvent.source.last = last;
       const e = pendingEvent;
       pendingEvent = undefined;
-      await publisher.publish(subjectFor(props.subjectPrefix, e.table, 'snapshot'), encoder.encode(JSON.stringify(e)), `snapshot:${lsn}:${e.source.index}`, () => {});
+      await publisher.room();
+      publisher.publish(subjectFor(props.subjectPrefix, e.table, 'snapshot'), encoder.encode(JSON.stringify(e)), `snapshot:${lsn}:${e.source.index}`, () => {});
     };
     for (const table of props.tables ?? SNAPSHOT_TABLES) {
       const columns = await publishedColumns(client, props.publication, table);
@@ -77,6 +77,7 @@ export async function publishSnapshot(props: {
     await client.query('COMMIT');
     return { lsn, events: index, byTable };
   } finally {
+    publisher.close();
     await client.end().catch(() => {});
   }
 }

@@ -1,7 +1,7 @@
 /**
- * npm run bench:cdc [-- --changes 100000 --rate 200 --seconds 30 --max-seconds 15]: throughput and
- * latency of the CDC pipeline, measured in one run on this machine. Prints a table and writes
- * bench/results/cdc-latest.json. A measurement, not a test: it asserts nothing.
+ * npm run bench:cdc [-- --changes 100000 --rate 200 --seconds 30 --max-seconds 15 --drain-only]:
+ * throughput and latency of the CDC pipeline, measured in one run on this machine. Prints a table and
+ * writes bench/results/cdc-latest.json. A measurement, not a test: it asserts nothing.
  *
  * Set-up: a private Postgres (embedded, wal_level=logical) in a temporary directory, migrated and seeded
  * like load-check, with a BENCH location stocked generously; a private nats-server (-js, temporary store
@@ -17,15 +17,20 @@
  *    reader (node --import tsx cdc/main.ts, a child process) is started on S1 and the stream is polled until
  *    it holds every expected change (messages − position markers). The rate is changes ÷ (JetStream
  *    timestamp of the last change − that of the first change), i.e. the drain itself; the wall time from
- *    spawn (Node + tsx start-up, connects, slot start) is reported beside it.
+ *    spawn (Node + tsx start-up, connects, slot start) is reported beside it. So is the CPU time (user +
+ *    system, from /proc) that the reader, nats-server and the walsender used between the first and the
+ *    last change: on a shared machine the rate follows the other load, CPU per change much less.
  * 2. recvlogical_eps. pg_recvlogical drains the same changes from S2 (proto_version=1,
  *    publication_names=stockwire, -f /dev/null, --endpos = pg_current_wal_insert_lsn() read right after
  *    generating); rate = changes ÷ process wall time. This is the server-side decoding + transport bound.
- * 3. js_publish_eps. A bare publisher in this process (@nats-io/transport-node + @nats-io/jetstream, the
- *    same window logic as cdc/windowed-publisher.ts, window = CDC_MAX_IN_FLIGHT) publishes the same number
- *    of messages, with payloads of the mean size of the reader's messages, subjects of the same shape and
- *    a Nats-Msg-Id each, to a separate stream created with the reader's stream settings (same
- *    de-duplication window). Rate from the stream's first/last timestamps, like 1.
+ * 3. js_publish_eps. A bare publisher in this process — the reader's own cdc/windowed-publisher.ts on a
+ *    connection of its own, window = CDC_MAX_IN_FLIGHT — publishes the same number of messages, with
+ *    payloads of the mean size of the reader's messages, subjects of the same shape and a Nats-Msg-Id
+ *    each, to a separate stream created with the reader's stream settings (same de-duplication window).
+ *    Rate from the stream's first/last timestamps, like 1; its CPU time and nats-server's are reported.
+ *    (Until issue 7 this was a copy of the window logic around JetStreamClient.publish(); the reader no
+ *    longer publishes that way, and a bound measured with a costlier client than the reader's own would
+ *    flatter the ratio.)
  *    The reader's per-subject counts are checked against what was generated (`intact`), and its
  *    restarts during the drain (log line "cdc run ended; restarting") are counted and reported.
  * 4. cdc.ratio = reader_eps / min(recvlogical_eps, js_publish_eps). Note on a small machine: during 1 the
@@ -53,6 +58,10 @@
  *    JetStream (WAL is decoded in commit order, so the whole load is published by then).
  *    keeps_up = both ≤ 2 s (a reader that falls behind shows a growing lag and a long drain).
  *
+ * Options for working on the reader: --drain-only stops after 4 (the reader is stopped right after its
+ * drain, so a profile covers just that); --cpu-prof DIR starts the reader with node --cpu-prof into DIR;
+ * --reader-root DIR runs cdc/main.ts of another checkout (A/B runs of two reader versions, same bench).
+ *
  * Clean-up (also on SIGINT/SIGTERM): children stopped by PID (SIGTERM, then SIGKILL), slots dropped,
  * streams (reader, DLQ, bare) deleted, our entry in the projector status bucket removed (or the bucket,
  * if we created it), Redis keys with our prefix deleted, Postgres stopped, nats-server stopped, temp dir
@@ -63,6 +72,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,6 +88,7 @@ import { loadCdcConfig } from '../cdc/config.ts';
 import { positionSubject, type ChangeEvent, type StreamMessage } from '../cdc/envelope.ts';
 import { parseLsn } from '../cdc/lsn.ts';
 import { ensureCdcStream } from '../cdc/stream-setup.ts';
+import { WindowedPublisher } from '../cdc/windowed-publisher.ts';
 import { ensureDatabase, startEmbeddedCluster, type EmbeddedCluster } from '../db/cluster.ts';
 import { positionKey, stockKey } from '../projectors/redis-cache/stock-cache.ts';
 import { STATUS_BUCKET } from '../projectors/runtime/projector-process.ts';
@@ -100,6 +111,9 @@ const { values } = parseArgs({
     'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'pg-recvlogical': { type: 'string', default: '/usr/lib/postgresql/15/bin/pg_recvlogical' },
     'nats-server': { type: 'string', default: '/usr/sbin/nats-server' },
+    'cpu-prof': { type: 'string' },
+    'reader-root': { type: 'string' },
+    'drain-only': { type: 'boolean', default: false },
   },
 });
 const CHANGES = Number(values.changes);
@@ -222,6 +236,19 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere or when gone. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime (fields 14, 15)
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
 // ---------------------------------------------------------------- statistics
 function quantile(sorted: number[], q: number): number {
   if (!sorted.length) return NaN;
@@ -299,9 +326,11 @@ async function main() {
   // ---------------------------------------------------------------- NATS
   let natsUrl = values['nats-url'];
   let natsVersion = 'external';
+  let natsPid: number | undefined;
   if (!natsUrl) {
     const port = await freePort();
     const natsServer = startChild('nats-server', values['nats-server'], ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', path.join(dir, 'nats')], process.env, { quiet: true });
+    natsPid = natsServer.pid;
     onCleanup('nats-server', () => stopChild(natsServer));
     natsUrl = `nats://127.0.0.1:${port}`;
   }
@@ -353,7 +382,7 @@ async function main() {
   const pgVersion = (await sqlc.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v;
   await prepareBenchDatabase({ url, location: LOCATION, actor: 'bench-cdc' });
   results.machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, nats: natsVersion };
-  results.params = { changes: CHANGES, tx_rows: TX_ROWS, rate: RATE, seconds: SECONDS, max_seconds: MAX_SECONDS, connections: CONNECTIONS, max_in_flight: MAX_IN_FLIGHT, poll_ms: POLL_MS, run: RUN };
+  results.params = { changes: CHANGES, tx_rows: TX_ROWS, rate: RATE, seconds: SECONDS, max_seconds: MAX_SECONDS, connections: CONNECTIONS, max_in_flight: MAX_IN_FLIGHT, poll_ms: POLL_MS, run: RUN, reader_root: values['reader-root'] ?? null };
 
   // ================================================================ 1. bulk changes, reader drain
   await sqlc.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [SLOT]);
@@ -394,7 +423,9 @@ async function main() {
   say('starting cdc/main.ts on the backlog');
   const cdcStarted = now();
   const cdcRestarts: string[] = [];
-  const cdc = startChild('cdc', process.execPath, ['--import', 'tsx', 'cdc/main.ts'], cdcEnv, {
+  const cdcArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : [];
+  const readerRoot = values['reader-root'] ? path.resolve(values['reader-root']) : ROOT;
+  const cdc = startChild('cdc', process.execPath, [...cdcArgs, '--import', 'tsx', path.join(readerRoot, 'cdc/main.ts')], cdcEnv, {
     onLine: (line) => {
       if (!line.includes('cdc run ended; restarting')) return;
       try {
@@ -408,12 +439,22 @@ async function main() {
   const cdcGuard = () => { if (!alive(cdc)) throw new Error(`cdc exited (code ${cdc.exitCode}, signal ${cdc.signalCode})`); };
   await waitFor('the cdc stream', 30_000, () => jsm.streams.info(STREAM), 20, cdcGuard);
   let firstSeen: number | undefined;
+  // CPU of the three processes on the path while the reader drains: where the time goes on a busy machine
+  let walsenderPid: number | undefined;
+  let cpuAtFirst: Record<string, number | undefined> = {};
+  const cpuNow = () => ({ reader: cpuSeconds(cdc.pid), nats_server: cpuSeconds(natsPid), walsender: cpuSeconds(walsenderPid) });
   const drained = await waitFor('the reader to publish every change', 600_000, async () => {
     const c = await streamCounts(jsm, STREAM, PREFIX);
-    if (c.changes > 0) firstSeen ??= now();
+    if (c.changes > 0 && firstSeen === undefined) {
+      firstSeen = now();
+      walsenderPid = (await sqlc.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [SLOT])).rows[0]?.pid ?? undefined;
+      cpuAtFirst = cpuNow();
+    }
     return c.changes >= expected ? c : undefined;
   }, 20, cdcGuard);
   const cdcDoneWall = now();
+  const cpuAtEnd = cpuNow();
+  const drainCpu = Object.fromEntries(Object.entries(cpuAtEnd).map(([k, v]) => [k, v !== undefined && cpuAtFirst[k] !== undefined ? Math.round((v - cpuAtFirst[k]!) * 100) / 100 : null]));
   // integrity: per-subject counts must match what was generated (one insert + one level update per movement)
   const perSubject = (await jsm.streams.info(STREAM, { subjects_filter: `${PREFIX}.>` })).state.subjects ?? {};
   const integrity = {
@@ -463,6 +504,7 @@ async function main() {
     drain_s: (span.last - span.first) / 1000, eps: Math.round(readerEps),
     wall_s: (cdcDoneWall - cdcStarted) / 1000, eps_wall: Math.round(drained.changes / ((cdcDoneWall - cdcStarted) / 1000)),
     startup_to_first_message_s: firstSeen ? (firstSeen - cdcStarted) / 1000 : null,
+    cpu_s_first_to_last_change: drainCpu, cpu_window_s: firstSeen ? (cdcDoneWall - firstSeen) / 1000 : null,
     stream_duplicates_or_extra: drained.changes - expected,
     per_subject: integrity, intact,
     reader_restarts: cdcRestarts.length, reader_restart_reasons: [...cdcRestarts],
@@ -472,6 +514,8 @@ async function main() {
   say(`reader: ${drained.changes} changes in ${((span.last - span.first) / 1000).toFixed(2)} s → ${Math.round(readerEps)}/s (wall from spawn ${((cdcDoneWall - cdcStarted) / 1000).toFixed(2)} s)`);
 
   noteLoad('after_reader');
+  // --drain-only (for profiling and quick comparisons): the reader stops here (so a --cpu-prof profile covers the drain)
+  if (values['drain-only']) await stopChild(cdc);
   // ================================================================ 2. pg_recvlogical
   say(`pg_recvlogical on ${SLOT_RL} to ${endpos}`);
   const rlStarted = now();
@@ -498,40 +542,39 @@ async function main() {
   });
   const subjects = [...new Set(sample.map((s) => s.subject.replace(PREFIX, BARE_PREFIX)))];
   const payload = new TextEncoder().encode(`{"x":"${'x'.repeat(Math.max(0, meanPayload - 8))}"}`);
-  const js = jetstream(nc);
+  // the reader's own publisher (cdc/windowed-publisher.ts) on a connection of its own, as in the reader: the
+  // bound is then JetStream's and the transport's, not that of a differently built client loop
+  const pubNc = await connect({ servers: natsUrl, name: `stockwire-bench-cdc-pub-${process.pid}` });
+  onCleanup('bare publisher connection', () => pubNc.close());
+  const publisher = new WindowedPublisher({ nc: pubNc, maxInFlight: MAX_IN_FLIGHT, timeoutMs: 10_000 });
+  onCleanup('bare publisher', async () => publisher.close());
   say(`bare publisher: ${expected} × ${payload.length} B, window ${MAX_IN_FLIGHT}, subjects ${subjects.join(' ')}`);
-  let inFlight = 0;
-  let failure: Error | undefined;
-  let wake: (() => void) | undefined;
-  let drainedWake: (() => void) | undefined;
   const pubStarted = now();
+  const pubCpuStart = { publisher: process.cpuUsage(), nats_server: cpuSeconds(natsPid) };
   for (let i = 0; i < expected; i++) {
-    while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => (wake = r));
-    if (failure) throw failure;
-    inFlight += 1;
+    const room = publisher.room();
+    if (room) await room;
     const msgID = `0/${(0x1000000 + i).toString(16).toUpperCase()}:${i % (TX_ROWS * 2)}`; // unique, shaped like commitLsn:index
-    js.publish(subjects[i % subjects.length]!, payload, { msgID, timeout: 10_000 })
-      .catch((err: Error) => { failure ??= err; })
-      .finally(() => {
-        inFlight -= 1;
-        const w = wake;
-        wake = undefined;
-        w?.();
-        if (inFlight === 0) drainedWake?.();
-      });
+    publisher.publish(subjects[i % subjects.length]!, payload, msgID, () => {});
   }
-  if (inFlight > 0) await new Promise<void>((r) => (drainedWake = r));
+  await publisher.flush();
   const pubMs = now() - pubStarted;
-  if (failure) throw failure;
+  const pubCpuUsage = process.cpuUsage(pubCpuStart.publisher);
+  const natsCpuEnd = cpuSeconds(natsPid);
+  const pubCpu = {
+    publisher: Math.round((pubCpuUsage.user + pubCpuUsage.system) / 1e4) / 100,
+    nats_server: natsCpuEnd !== undefined && pubCpuStart.nats_server !== undefined ? Math.round((natsCpuEnd - pubCpuStart.nats_server) * 100) / 100 : null,
+  };
   const bare = await streamCounts(jsm, BARE_STREAM, BARE_PREFIX);
   const bareSpan = await changeSpan(jsm, BARE_STREAM, BARE_PREFIX, bare.firstSeq, bare.lastSeq);
   const jsEps = bare.messages / ((bareSpan.last - bareSpan.first) / 1000);
-  results.js_publish = { messages: bare.messages, payload_bytes: payload.length, window: MAX_IN_FLIGHT, span_s: (bareSpan.last - bareSpan.first) / 1000, eps: Math.round(jsEps), wall_s: pubMs / 1000, eps_wall: Math.round(bare.messages / (pubMs / 1000)) };
+  results.js_publish = { messages: bare.messages, payload_bytes: payload.length, window: MAX_IN_FLIGHT, span_s: (bareSpan.last - bareSpan.first) / 1000, eps: Math.round(jsEps), wall_s: pubMs / 1000, eps_wall: Math.round(bare.messages / (pubMs / 1000)), cpu_s: pubCpu };
   say(`bare publisher: ${bare.messages} in ${((bareSpan.last - bareSpan.first) / 1000).toFixed(2)} s → ${Math.round(jsEps)}/s`);
   await jsm.streams.delete(BARE_STREAM).catch(() => {});
 
   const bound = Math.min(recvEps, jsEps);
   results.cdc = { ratio: Math.round((readerEps / bound) * 1000) / 1000, bound: recvEps <= jsEps ? 'recvlogical' : 'js_publish' };
+  if (values['drain-only']) return;
 
   // ================================================================ projector catch-up (informational)
   say('starting the redis-cache projector (catches up on the backlog first)');
@@ -812,10 +855,12 @@ function printTable() {
   const add = (metric: string, value: string, note = '') => rows.push([metric, value, note]);
   if (r.reader) {
     add('reader_eps', fmt(r.reader.eps), `${fmt(r.reader.changes)} changes drained in ${fmt(r.reader.drain_s, 2)} s (wall from spawn ${fmt(r.reader.wall_s, 2)} s → ${fmt(r.reader.eps_wall)}/s), ${fmt(r.reader.mean_payload_bytes)} B/msg`);
+    const c = (r.reader.cpu_s_first_to_last_change ?? {}) as Record<string, number | null>;
+    add('reader CPU / change', `${fmt(typeof c.reader === 'number' ? (c.reader * 1e6) / r.reader.changes : null)} µs`, `CPU s over the ${fmt(r.reader.cpu_window_s, 2)} s from first to last change: reader ${fmt(c.reader, 2)}, nats-server ${fmt(c.nats_server, 2)}, walsender ${fmt(c.walsender, 2)}`);
     add('reader restarts / intact', `${r.reader.reader_restarts} / ${r.reader.intact ? 'yes' : 'NO'}`, r.reader.reader_restarts ? `during the drain: ${[...new Set((r.reader.reader_restart_reasons as string[]).map((x) => x.replace(/^\S+ /, '')))].join('; ')}` : 'no restart during the drain');
   }
   if (r.recvlogical) add('recvlogical_eps', fmt(r.recvlogical.eps), `pg_recvlogical wall ${fmt(r.recvlogical.wall_s, 2)} s`);
-  if (r.js_publish) add('js_publish_eps', fmt(r.js_publish.eps), `${fmt(r.js_publish.messages)} × ${r.js_publish.payload_bytes} B, window ${r.js_publish.window}, ${fmt(r.js_publish.span_s, 2)} s (wall ${fmt(r.js_publish.wall_s, 2)} s)`);
+  if (r.js_publish) add('js_publish_eps', fmt(r.js_publish.eps), `${fmt(r.js_publish.messages)} × ${r.js_publish.payload_bytes} B, window ${r.js_publish.window}, ${fmt(r.js_publish.span_s, 2)} s (wall ${fmt(r.js_publish.wall_s, 2)} s); CPU s: publisher ${fmt(r.js_publish.cpu_s?.publisher, 2)}, nats-server ${fmt(r.js_publish.cpu_s?.nats_server, 2)}`);
   if (r.cdc) add('cdc.ratio', fmt(r.cdc.ratio, 3), `reader_eps / min(...), bound = ${r.cdc.bound}`);
   if (r.projector_catch_up) add('projector catch-up', `${fmt(r.projector_catch_up.eps_wall_incl_startup)}/s`, `${fmt(r.projector_catch_up.messages)} msgs in ${fmt(r.projector_catch_up.wall_s, 2)} s incl. start-up (informational)`);
   if (r.e2e) {
