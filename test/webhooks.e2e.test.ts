@@ -19,6 +19,7 @@ import { compareLsn } from '../cdc/lsn.ts';
 import { ProjectorRuntime } from '../projectors/runtime/projector-runtime.ts';
 import { DeliveryWorker, type DeliveryWorkerSettings } from '../projectors/webhooks/delivery-worker.ts';
 import { createWebhookFanOut } from '../projectors/webhooks/fan-out.ts';
+import { createHttpSender } from '../projectors/webhooks/http-sender.ts';
 import { createHarness, TEST_PII_KEYS, TEST_TOKEN_SETTINGS, type Harness } from './harness.ts';
 import { cdcEnv, cleanUp, keepRunning, killAll, SHARED_NATS, startNodeProcess, uniqueNames, until, type PipelineNames } from './pipeline-harness.ts';
 
@@ -125,11 +126,15 @@ function startWorker(settings: Partial<DeliveryWorkerSettings> = {}) {
   pool.on('error', () => {}); // the database is dropped with FORCE at the end
   pools.push(pool);
   const sent = { count: 0 };
+  const base = createHttpSender(); // counted: two workers must not send one delivery twice
   const worker = new DeliveryWorker({
     pool, cipher: createPiiCipher(TEST_PII_KEYS), log: silent, settings: full,
-    fetch: (input, init) => {
-      sent.count += 1;
-      return fetch(input, init);
+    sender: {
+      post: (request) => {
+        sent.count += 1;
+        return base.post(request);
+      },
+      close: () => base.close(),
     },
   });
   worker.start();

@@ -9,6 +9,13 @@
  * A crash before its commit re-sends that burst: delivery is at least once, and receivers dedupe by
  * webhook-id (the delivery id, stable across retries and replays).
  *
+ * Cost per delivery is what bounds one endpoint (one request at a time): a burst is two database round
+ * trips however many it sends (BEGIN + lock + read in one simple query, outcomes + COMMIT in another),
+ * requests go over a keep-alive connection through node:http (http-sender.ts), the fan-out names the
+ * endpoints it queued for so the worker starts on them without a poll query, and a drained queue is not
+ * read again unless the fan-out queued more for it meanwhile. Other replicas' rows, retries falling due
+ * and endpoints that had to wait for a free slot are found by the poll (CANDIDATES).
+ *
  * Outcomes follow retry-schedule.ts: 2xx delivered; otherwise retried with backoff (Retry-After honoured
  * on 429/503) within the retry window, then dead (listed by the API, replayable). An endpoint without a
  * success for `disableAfterMs` is disabled with a reason and reported as a warning. All times come from
@@ -17,6 +24,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { createHttpSender, WebhookTimeout, type WebhookSender } from './http-sender.ts';
 import { decideDelivery, parseRetryAfter, shouldDisable, type AttemptOutcome, type RetrySettings } from './retry-schedule.ts';
 import { secretKey, webhookHeaders } from './signature.ts';
 
@@ -37,7 +45,8 @@ export interface DeliveryWorkerProps {
   log: Logger;
   settings: DeliveryWorkerSettings;
   registry?: Registry | undefined;
-  fetch?: typeof fetch;
+  /** how requests are sent (default: node:http with keep-alive); the worker closes it on stop() */
+  sender?: WebhookSender;
   random?: () => number;
 }
 
@@ -47,7 +56,6 @@ const BURST_MS = 1000;
 /** bursts one endpoint gets in a row before it yields its slot to others that are due */
 const BURSTS_PER_TURN = 10;
 const MAX_ERROR_TEXT = 500;
-const MAX_DRAINED_BODY = 64 * 1024;
 
 const CANDIDATES = `
 SELECT e.id
@@ -59,24 +67,33 @@ SELECT e.id
  ORDER BY head.next_attempt_at
  LIMIT $2`;
 
-const LOCK_ENDPOINT = `
-SELECT url, secret, failing_since FROM webhook_endpoints
- WHERE id = $1 AND status = 'active'
-   FOR NO KEY UPDATE SKIP LOCKED`;
-
-const HEADS = `
+/**
+ * Opens a burst in one round trip: BEGIN, asynchronous commit, the endpoint's lock, then the first
+ * deliveries of its queue. A simple query carries no parameters, so the endpoint id is an escaped
+ * literal; its statements run in order, each with a fresh snapshot, so the queue is read after the lock
+ * is held (never a queue another replica has just sent).
+ */
+function openBurst(client: pg.PoolClient, endpointId: string): string {
+  const id = `${client.escapeLiteral(endpointId)}::uuid`;
+  // the outcomes need not wait for their WAL flush: marks lost in a crash only mean those deliveries
+  // are sent again, which at-least-once delivery (receivers dedupe by webhook-id) allows anyway
+  return `BEGIN;
+SET LOCAL synchronous_commit = off;
+SELECT url, secret, failing_since FROM webhook_endpoints WHERE id = ${id} AND status = 'active' FOR NO KEY UPDATE SKIP LOCKED;
 SELECT id, payload::text AS body, attempts, first_attempt_at, next_attempt_at <= clock_timestamp() AS due, clock_timestamp() AS now
-  FROM webhook_deliveries
- WHERE endpoint_id = $1 AND status = 'pending'
- ORDER BY id LIMIT $2`;
+  FROM webhook_deliveries WHERE endpoint_id = ${id} AND status = 'pending' ORDER BY id LIMIT ${BURST}`;
+}
 
-const MARK_DELIVERED = `
+/** Marks deliveries delivered (ids, times: arrays; endpoint: uuid — SQL expressions) and ends a failing streak. */
+const markDelivered = (ids: string, ats: string, endpoint: string) => `
 WITH delivered AS (
   UPDATE webhook_deliveries d
      SET status = 'delivered', delivered_at = v.at, attempts = d.attempts + 1, first_attempt_at = coalesce(d.first_attempt_at, v.at), last_error = NULL
-    FROM unnest($1::bigint[], $2::timestamptz[]) AS v (id, at)
+    FROM unnest(${ids}::bigint[], ${ats}::timestamptz[]) AS v (id, at)
    WHERE d.id = v.id)
-UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $3 AND failing_since IS NOT NULL`;
+UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ${endpoint}::uuid AND failing_since IS NOT NULL`;
+
+const MARK_DELIVERED = markDelivered('$1', '$2', '$3');
 
 const MARK_FAILED = `
 WITH failed AS (
@@ -90,7 +107,12 @@ UPDATE webhook_endpoints
        disabled_at = CASE WHEN $8::text IS NULL THEN disabled_at ELSE $9 END
  WHERE id = $6`;
 
-type SendResult = 'delivered' | 'failed' | 'idle';
+/**
+ * idle: nothing sent (locked by another replica, disabled or deleted, no due head); failed: a send failed
+ * (its retry is scheduled); drained: everything the queue held when read was delivered; delivered: sent
+ * what the burst could, more may be waiting.
+ */
+type BurstResult = 'idle' | 'failed' | 'drained' | 'delivered';
 
 interface Head {
   id: string;
@@ -101,18 +123,28 @@ interface Head {
   now: Date;
 }
 
+interface LockedEndpoint {
+  url: string;
+  secret: string;
+  failing_since: Date | null;
+}
+
 export class DeliveryWorker {
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** endpoints the fan-out queued for while their drain was running: read their queue again */
+  private readonly signalled = new Set<string>();
+  /** a due endpoint had to wait for a slot: look for it when one frees */
+  private saturated = false;
   private readonly keys = new Map<string, Buffer>();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private again = false;
   private stopped = true;
-  private readonly fetch: typeof fetch;
+  private readonly sender: WebhookSender;
   private readonly metrics;
 
   constructor(private readonly props: DeliveryWorkerProps) {
-    this.fetch = props.fetch ?? fetch;
+    this.sender = props.sender ?? createHttpSender();
     this.metrics = workerMetrics(props.registry);
   }
 
@@ -128,12 +160,24 @@ export class DeliveryWorker {
     this.stopped = true;
     clearTimeout(this.timer);
     await Promise.allSettled([...this.inFlight.values()]);
+    this.sender.close();
   }
 
-  /** Looks for due deliveries now (the fan-out calls this after queuing some). */
-  wake(): void {
+  /**
+   * Sends what is due now: for the endpoints named (the fan-out queued deliveries for them), or for
+   * whichever are due (a poll) when called without.
+   */
+  wake(endpointIds?: readonly string[]): void {
     if (this.stopped) return;
-    void this.tick();
+    if (!endpointIds) {
+      void this.tick();
+      return;
+    }
+    for (const id of endpointIds) {
+      if (this.inFlight.has(id)) this.signalled.add(id);
+      else if (this.inFlight.size < this.props.settings.concurrency) this.drain(id);
+      else this.saturated = true;
+    }
   }
 
   private schedule(ms: number) {
@@ -152,7 +196,10 @@ export class DeliveryWorker {
       const free = this.props.settings.concurrency - this.inFlight.size;
       if (free > 0) {
         const { rows } = await this.props.pool.query<{ id: string }>(CANDIDATES, [[...this.inFlight.keys()], free]);
-        for (const { id } of rows) this.drain(id);
+        if (rows.length === free) this.saturated = true; // there may be more than the slots
+        for (const { id } of rows) if (!this.inFlight.has(id)) this.drain(id);
+      } else {
+        this.saturated = true;
       }
     } catch (err) {
       this.props.log.warn({ err: { message: (err as Error).message } }, 'webhook poll failed; retrying');
@@ -167,23 +214,38 @@ export class DeliveryWorker {
     }
   }
 
-  /** Sends one endpoint's due deliveries in order, one at a time, until one fails or none is due. */
+  /** Sends one endpoint's due deliveries in order, burst after burst, until its queue is drained, one fails or none is due. */
   private drain(endpointId: string) {
     const run = (async () => {
       let client: pg.PoolClient | undefined;
       let broken: Error | undefined;
+      let ended: BurstResult | 'yield' = 'yield';
       try {
         client = await this.props.pool.connect();
         for (let i = 0; i < BURSTS_PER_TURN && !this.stopped; i++) {
-          if ((await this.sendBurst(client, endpointId)) !== 'delivered') break;
+          this.signalled.delete(endpointId);
+          const result = await this.sendBurst(client, endpointId);
+          // drained: read again only if more was queued while this burst was sending
+          if (result === 'delivered' || (result === 'drained' && this.signalled.has(endpointId))) continue;
+          ended = result;
+          break;
         }
       } catch (err) {
         broken = err as Error;
+        ended = 'failed';
         this.props.log.warn({ endpoint: endpointId, err: { message: broken.message } }, 'webhook send failed before an outcome was recorded; it will be retried');
       } finally {
         client?.release(broken);
         this.inFlight.delete(endpointId);
-        this.wake();
+        // (synchronous from the last check on: a wake-up for this endpoint now finds it not in flight)
+        const signalled = this.signalled.delete(endpointId);
+        // look again at once when this endpoint yielded its slot with more queued, when more was queued
+        // for it just now, or when another endpoint waited for the slot; a failed, idle (locked by another
+        // replica, head backing off) or drained queue waits for the next wake-up or poll
+        if (ended === 'yield' || signalled || this.saturated) {
+          this.saturated = false;
+          this.wake();
+        }
       }
     })();
     this.inFlight.set(endpointId, run);
@@ -195,13 +257,11 @@ export class DeliveryWorker {
    * commit. Marks are written once per burst, not once per send, so the per-endpoint rate is bounded by
    * the receiver's answer time rather than by database round trips.
    */
-  private async sendBurst(client: pg.PoolClient, endpointId: string): Promise<SendResult> {
+  private async sendBurst(client: pg.PoolClient, endpointId: string): Promise<BurstResult> {
     try {
-      // the outcomes need not wait for their WAL flush: marks lost in a crash only mean those deliveries
-      // are sent again, which at-least-once delivery (receivers dedupe by webhook-id) allows anyway
-      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
-      const endpoint = (await client.query<{ url: string; secret: string; failing_since: Date | null }>(LOCK_ENDPOINT, [endpointId])).rows[0];
-      const heads = endpoint ? (await client.query<Head>(HEADS, [endpointId, BURST])).rows : [];
+      const opened = (await client.query(openBurst(client, endpointId))) as unknown as pg.QueryResult[];
+      const endpoint = opened[2]?.rows[0] as LockedEndpoint | undefined;
+      const heads = (opened[3]?.rows ?? []) as Head[];
       if (!endpoint || !heads[0]?.due) {
         await client.query('ROLLBACK');
         return 'idle'; // another replica holds it, it was disabled or deleted, or its head is waiting out a backoff
@@ -221,17 +281,23 @@ export class DeliveryWorker {
         }
         delivered.push({ id: head.id, at: dbNow() });
       }
-      if (delivered.length > 0) {
-        await client.query(MARK_DELIVERED, [delivered.map((d) => d.id), delivered.map((d) => d.at), endpointId]);
-      }
       if (failure) {
+        if (delivered.length > 0) await client.query(MARK_DELIVERED, [delivered.map((d) => d.id), delivered.map((d) => d.at), endpointId]);
         // a success earlier in this burst ended any previous failing streak
         const failingSince = (delivered.length === 0 ? endpoint.failing_since : null) ?? failure.at;
         await this.recordFailure(client, endpointId, endpoint.url, failingSince, failure.head, failure.outcome, failure.at);
+        await client.query('COMMIT');
+      } else if (delivered.length > 0) {
+        // the common case: outcomes and COMMIT in one round trip (ids and times are ours, escaped as literals)
+        const ids = client.escapeLiteral(`{${delivered.map((d) => String(d.id)).join(',')}}`);
+        const ats = client.escapeLiteral(`{${delivered.map((d) => d.at.toISOString()).join(',')}}`);
+        await client.query(`${markDelivered(ids, ats, client.escapeLiteral(endpointId))};\nCOMMIT`);
+      } else {
+        await client.query('COMMIT');
       }
-      await client.query('COMMIT');
       this.metrics.attempts.inc({ outcome: 'delivered' }, delivered.length);
-      return failure ? 'failed' : 'delivered';
+      if (failure) return 'failed';
+      return delivered.length === heads.length && heads.length < BURST ? 'drained' : 'delivered';
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
@@ -270,22 +336,19 @@ export class DeliveryWorker {
     } catch (err) {
       return { ok: false, error: `the endpoint secret cannot be unsealed (${(err as Error).message}); is its PII key still configured?` };
     }
-    const timeoutMs = this.props.settings.timeoutMs;
     try {
-      const res = await this.fetch(url, {
-        method: 'POST',
+      const answer = await this.sender.post({
+        url,
         body,
-        redirect: 'manual', // a redirect is not a delivery, and following one could send the event elsewhere
-        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs: this.props.settings.timeoutMs,
         headers: { 'content-type': 'application/json', 'user-agent': 'stockwire-webhooks/1', ...webhookHeaders(key, id, body, Date.now()) },
       });
-      await drainBody(res);
-      if (res.status >= 200 && res.status < 300) return { ok: true };
-      return { ok: false, status: res.status, error: `HTTP ${res.status}`, retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), Date.now()) };
+      if (answer.status >= 200 && answer.status < 300) return { ok: true };
+      return { ok: false, status: answer.status, error: `HTTP ${answer.status}`, retryAfterMs: parseRetryAfter(answer.retryAfter, Date.now()) };
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError' || e.name === 'AbortError') return { ok: false, error: `no answer within ${timeoutMs} ms` };
-      return { ok: false, error: `request failed: ${e.cause?.code ?? e.cause?.message ?? e.message}` };
+      if (err instanceof WebhookTimeout) return { ok: false, error: err.message };
+      const e = err as NodeJS.ErrnoException;
+      return { ok: false, error: `request failed: ${e.code ?? e.message}` };
     }
   }
 
@@ -314,26 +377,6 @@ function workerMetrics(registry: Registry | undefined) {
       name: 'stockwire_webhook_request_seconds', help: 'Duration of one webhook request', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
     })),
   };
-}
-
-/** Reads (a bounded amount of) the answer so the connection can be reused; the content is ignored. */
-async function drainBody(res: Response) {
-  if (!res.body) return;
-  const reader = res.body.getReader();
-  let read = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      read += value.byteLength;
-      if (read > MAX_DRAINED_BODY) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    // the status is what counts; a body cut short changes nothing
-  }
 }
 
 function formatDuration(ms: number): string {

@@ -8,7 +8,9 @@
  *
  * Ordering holds for ONE fan-out consumer per stream: JetStream splits a durable consumer's messages
  * between replicas, so a second replica of this projection would interleave batches. Run the delivery
- * worker on as many replicas as wanted; run the fan-out once (standby via the process supervisor).
+ * worker on as many replicas as wanted; run the fan-out once (standby via the process supervisor). The
+ * projection is `ordered`: a batch that fails (Postgres restarting) is retried in place before anything
+ * later is queued, since a redelivered change must not get an id after the changes that followed it.
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -20,19 +22,22 @@ import { toWebhookEvent, type WebhookEvent } from './webhook-events.ts';
 const STATUS_MEMORY = 50_000;
 
 const FAN_OUT = `
-INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
-SELECT e.id, ev.event_id, ev.event_type, ev.payload
-  FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS ev (event_id, event_type, payload, ord)
-  JOIN webhook_endpoints e
-    ON e.status = 'active' AND (ev.event_type = ANY (e.event_types) OR '*' = ANY (e.event_types))
- ORDER BY ev.ord, e.id
-ON CONFLICT (endpoint_id, event_id) DO NOTHING`;
+WITH queued AS (
+  INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
+  SELECT e.id, ev.event_id, ev.event_type, ev.payload
+    FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS ev (event_id, event_type, payload, ord)
+    JOIN webhook_endpoints e
+      ON e.status = 'active' AND (ev.event_type = ANY (e.event_types) OR '*' = ANY (e.event_types))
+   ORDER BY ev.ord, e.id
+  ON CONFLICT (endpoint_id, event_id) DO NOTHING
+  RETURNING endpoint_id)
+SELECT endpoint_id::text AS id, count(*)::int AS n FROM queued GROUP BY endpoint_id`;
 
 export interface FanOutProps {
   pool: pg.Pool;
   log: Logger;
-  /** called after a batch queued deliveries (the in-process worker wakes at once instead of polling) */
-  onQueued?: (count: number) => void;
+  /** called after a batch queued deliveries, with the endpoints they are for and how many (the in-process worker starts on them at once instead of polling) */
+  onQueued?: (endpointIds: string[], count: number) => void;
 }
 
 /** Creates the fan-out projection over `pool` (which needs INSERT on webhook_deliveries, SELECT on webhook_endpoints). */
@@ -46,6 +51,7 @@ export function createWebhookFanOut(props: FanOutProps): Projection {
   }
 
   return {
+    ordered: true,
     async apply(changes: ChangeEvent[]) {
       const events: WebhookEvent[] = [];
       const seen = new Map<string, string>(); // statuses within this batch, committed to memory only after the insert
@@ -57,12 +63,12 @@ export function createWebhookFanOut(props: FanOutProps): Projection {
         if (orderId) seen.set(orderId, String(change.after!.status));
       }
       if (events.length > 0) {
-        const { rowCount } = await props.pool.query(FAN_OUT, [
+        const { rows } = await props.pool.query<{ id: string; n: number }>(FAN_OUT, [
           events.map((e) => e.eventId),
           events.map((e) => e.type),
           events.map((e) => JSON.stringify(e.payload)),
         ]);
-        if (rowCount) props.onQueued?.(rowCount);
+        if (rows.length) props.onQueued?.(rows.map((r) => r.id), rows.reduce((sum, r) => sum + r.n, 0));
       }
       for (const [id, status] of seen) remember(id, status);
     },

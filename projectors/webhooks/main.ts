@@ -1,8 +1,8 @@
 /**
  * The webhooks projector process: the fan-out projection (change events → webhook_deliveries rows) on
  * the shared projector runtime, and the delivery worker sending those rows, in one process. The worker
- * starts with the projection and is woken by each batch that queued deliveries; it also polls, so
- * retries fall due and other replicas' rows get sent.
+ * starts with the projection and is woken by each batch that queued deliveries, for the endpoints it
+ * queued them for; it also polls, so retries fall due and other replicas' rows get sent.
  *
  * Its database role needs SELECT, INSERT, UPDATE on webhook_endpoints and webhook_deliveries and nothing
  * else (stockwire_app has them); PII_KEYS must hold the key that sealed each endpoint secret.
@@ -55,7 +55,7 @@ await runProjectorProcess({
       pool: database.pool, cipher: createPiiCipher(config.PII_KEYS), log: log.child({ component: 'webhook-delivery' }), settings: deliverySettings(config), registry,
     });
     worker.start();
-    const projection = createWebhookFanOut({ pool: database.pool, log: log.child({ component: 'webhook-fan-out' }), onQueued: () => worker.wake() });
+    const projection = createWebhookFanOut({ pool: database.pool, log: log.child({ component: 'webhook-fan-out' }), onQueued: (endpointIds) => worker.wake(endpointIds) });
     return {
       projection,
       async close() {
