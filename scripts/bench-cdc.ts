@@ -67,6 +67,7 @@
  * if we created it), Redis keys with our prefix deleted, Postgres stopped, nats-server stopped, temp dir
  * removed.
  */
+import { preciseNow } from './bench-clock.ts';
 import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -141,15 +142,7 @@ const LOCATION = 'BENCH';
 const SKUS = BENCH_SKUS;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-// epoch ms with sub-ms resolution, aligned with the wall clock (which Postgres' commit timestamps use):
-// performance.timeOrigin can be off the wall clock, so the offset is measured once, at the tick of Date.now()
-const clockOffset = (() => {
-  const start = Date.now();
-  let t = Date.now();
-  while (t === start) t = Date.now();
-  return t - performance.now();
-})();
-const now = () => clockOffset + performance.now();
+const now = preciseNow;
 const say = (line: string) => process.stderr.write(`[bench-cdc] ${line}\n`);
 
 // ---------------------------------------------------------------- clean-up of everything we start

@@ -78,6 +78,7 @@
  * Redis keys with our prefix deleted, nats-server stopped and its store removed, Postgres stopped, temp dir
  * removed. Children also stop by themselves when this process dies (STOCKWIRE_PARENT_PID).
  */
+import { preciseNow } from './bench-clock.ts';
 import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -157,14 +158,7 @@ async function runBench(): Promise<void> {
   const REDIS_PREFIX = `bench-e2e:${RUN}:`;
   const began = Date.now();
   const say = (line: string) => process.stderr.write(`[bench-e2e ${((Date.now() - began) / 1000).toFixed(1)}s] ${line}\n`);
-  // epoch ms with sub-ms resolution, aligned once with the wall clock (which the commit times use)
-  const clockOffset = (() => {
-    const start = Date.now();
-    let t = Date.now();
-    while (t === start) t = Date.now();
-    return t - performance.now();
-  })();
-  const now = () => clockOffset + performance.now();
+  const now = preciseNow; // epoch ms, sub-ms resolution, aligned with the wall clock
 
   // -------------------------------------------------------------- clean-up of everything we start
   const cleanups: { name: string; run: () => Promise<unknown> }[] = [];
