@@ -78,6 +78,7 @@
  * Redis keys with our prefix deleted, nats-server stopped and its store removed, Postgres stopped, temp dir
  * removed. Children also stop by themselves when this process dies (STOCKWIRE_PARENT_PID).
  */
+import { runAndReport } from './bench-run.ts';
 import { preciseNow } from './bench-clock.ts';
 import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -979,25 +980,16 @@ async function runBench(): Promise<void> {
     if (drainResult) out(`webhook drain (one endpoint): ${drainResult.received} of ${drainResult.deliveries} in ${drainResult.seconds} s → ${fmt(drainResult.per_s)} deliveries/s (first ${fmt(drainResult.first_receipt_after_insert_ms)} ms after the insert; load avg ${drainResult.load_avg_1m})`);
   }
 
-  let exitCode = 0;
-  let error: string | undefined;
-  try {
-    await main();
-  } catch (err) {
-    exitCode = 1;
-    error = (err as Error).stack ?? String(err);
-    say(`failed: ${error}`);
-  } finally {
-    printTable();
-    await mkdir(path.dirname(OUT), { recursive: true });
-    await writeFile(OUT, `${JSON.stringify({ at: new Date().toISOString(), machine, params, load_avg_1m: loadAvg, rates: rateResults, webhook_drain: drainResult ?? null, ...(error ? { error } : {}) }, null, 2)}\n`);
-    process.stdout.write(`\nwrote ${path.relative(process.cwd(), OUT)}\n`);
-    await cleanup();
-    await killAll(); // anything left (should be none)
-    say('cleaned up');
-    for (const c of extraChildren) c.kill('SIGKILL');
-  }
-  process.exit(exitCode);
+  await runAndReport({
+    main, say, printTable, out: OUT,
+    result: () => ({ machine, params, load_avg_1m: loadAvg, rates: rateResults, webhook_drain: drainResult ?? null }),
+    cleanup: async () => {
+      await cleanup();
+      await killAll(); // anything left (should be none)
+      say('cleaned up');
+      for (const c of extraChildren) c.kill('SIGKILL');
+    },
+  });
 }
 
 // ================================================================= helpers

@@ -27,6 +27,7 @@
  * Clean-up (also on SIGINT/SIGTERM): mirrors and fakes stopped, API and cdc stopped by PID (SIGTERM, then
  * SIGKILL), nats-server stopped (its store is in its own temp dir, removed), Postgres stopped, temp dir removed.
  */
+import { runAndReport } from './bench-run.ts';
 import { onShutdownSignal } from '../lib/shutdown-signals.ts';
 import { OAuth2Client } from 'google-auth-library';
 import http from 'node:http';
@@ -410,20 +411,11 @@ function printTable() {
   if (lateness.length) process.stdout.write(`send lateness (open-loop schedule): ${lateness.join('; ')}\n`);
 }
 
-let exitCode = 0;
-let error: string | undefined;
-try {
-  await main();
-} catch (err) {
-  exitCode = 1;
-  error = (err as Error).stack ?? String(err);
-  say(`failed: ${error}`);
-} finally {
-  printTable();
-  await mkdir(path.dirname(OUT), { recursive: true });
-  await writeFile(OUT, `${JSON.stringify({ at: new Date().toISOString(), machine, params, results, sends, load_avg_1m: loadAvg, ...(error ? { error } : {}) }, null, 2)}\n`);
-  process.stdout.write(`\nwrote ${path.relative(process.cwd(), OUT)}\n`);
-  await cleanup();
-  await killAll(); // anything left (should be none)
-}
-process.exit(exitCode);
+await runAndReport({
+  main, say, printTable, out: OUT,
+  result: () => ({ machine, params, results, sends, load_avg_1m: loadAvg }),
+  cleanup: async () => {
+    await cleanup();
+    await killAll(); // anything left (should be none)
+  },
+});

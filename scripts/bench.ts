@@ -41,10 +41,10 @@ await runCli('bench', async () => {
   await mkdir(out, { recursive: true });
   const files = { reservation: 'reservation-latest.json', hot: 'loadcheck-hot-latest.json', cdc: 'cdc-latest.json', e2e: 'e2e-latest.json' };
   const file = (k: keyof typeof files) => path.join(out, files[k]);
-  run('bench-reservation.ts', ['--connections', '1,16,64', '--seconds', values.quick ? '5' : '15', '--json', file('reservation')]);
-  run('load-check.ts', ['--connections', '64', '--seconds', values.quick ? '8' : '20', '--hot', '5', '--hot-stock', '1000', '--json', file('hot')]);
-  run('bench-cdc.ts', values.quick ? ['--changes', '100000', '--seconds', '10', '--max-seconds', '8'] : ['--changes', '200000']);
-  run('bench-e2e.ts', [...(values.quick ? ['--rates', '50,200', '--seconds', '10'] : ['--rates', '50,200,500', '--seconds', '30']), '--json', file('e2e')]);
+  run('bench-reservation.ts', ['--connections', '1,16,64', '--seconds', values.quick ? '4' : '15', '--json', file('reservation')]);
+  run('load-check.ts', ['--connections', '64', '--seconds', values.quick ? '5' : '20', '--hot', '5', '--hot-stock', '1000', '--json', file('hot')]);
+  run('bench-cdc.ts', values.quick ? ['--changes', '60000', '--seconds', '8', '--max-seconds', '6'] : ['--changes', '200000']);
+  run('bench-e2e.ts', [...(values.quick ? ['--rates', '50,200', '--seconds', '8', '--drain', '2000'] : ['--rates', '50,200,500', '--seconds', '30']), '--json', file('e2e')]);
 
   const reservation = await readJson(file('reservation'));
   const at64 = reservation.connections['64'];
