@@ -104,7 +104,7 @@ import { startGraphFake } from '../test/fakes/graph-fake.ts';
 import { startSheetsFake } from '../test/fakes/sheets-fake.ts';
 import { startSlackFake } from '../test/fakes/slack-fake.ts';
 import { freePort } from '../test/free-port.ts';
-import { killAll, startNodeProcess, startPrivateNats, type ManagedProcess } from '../test/pipeline-harness.ts';
+import { killAll, startNodeProcess, startPrivateNats, stopProcess, type ManagedProcess } from '../test/pipeline-harness.ts';
 import { BENCH_SKUS, prepareBenchDatabase } from './bench-fixtures.ts';
 import type { FromSinks, Receipt, SinkStats, ToSinks } from './bench-e2e-sinks.ts';
 
@@ -181,12 +181,6 @@ async function runBench(): Promise<void> {
     say(`${sig}: cleaning up`);
     void cleanup().finally(() => process.exit(130));
   });
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  async function stopProcess(p: ManagedProcess, graceMs = 8000) {
-    const timer = setTimeout(() => void p.kill('SIGKILL'), graceMs);
-    await p.kill('SIGTERM');
-    clearTimeout(timer);
-  }
   async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false> | T | undefined | false, everyMs = 50): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -54,7 +54,7 @@ import { createXlsxTarget } from '../projectors/xlsx-local/xlsx-target.ts';
 import { startGraphFake } from '../test/fakes/graph-fake.ts';
 import { startSheetsFake } from '../test/fakes/sheets-fake.ts';
 import { freePort } from '../test/free-port.ts';
-import { killAll, startNodeProcess, startPrivateNats, until, type ManagedProcess } from '../test/pipeline-harness.ts';
+import { killAll, startNodeProcess, startPrivateNats, stopProcess, until, type ManagedProcess } from '../test/pipeline-harness.ts';
 import { BENCH_SKUS, prepareBenchDatabase } from './bench-fixtures.ts';
 
 const { values } = parseArgs({
@@ -101,12 +101,6 @@ onShutdownSignal((sig) => {
   void cleanup().finally(() => process.exit(130));
 });
 
-/** SIGTERM, then SIGKILL after `graceMs`. */
-async function stopProcess(p: ManagedProcess, graceMs = 8000) {
-  const timer = setTimeout(() => void p.kill('SIGKILL'), graceMs);
-  await p.kill('SIGTERM');
-  clearTimeout(timer);
-}
 
 // ---------------------------------------------------------------- statistics
 function quantile(sorted: number[], q: number): number {

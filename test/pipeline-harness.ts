@@ -65,6 +65,13 @@ export function startNodeProcess(entry: string, env: Record<string, string>): Ma
   return handle;
 }
 
+/** SIGTERM, then SIGKILL if `p` has not exited after `graceMs`. */
+export async function stopProcess(p: ManagedProcess, graceMs = 8000): Promise<void> {
+  const timer = setTimeout(() => void p.kill('SIGKILL'), graceMs);
+  await p.kill('SIGTERM');
+  clearTimeout(timer);
+}
+
 /** Kills every process this file started (by PID, SIGKILL) — for afterAll. */
 export async function killAll(): Promise<void> {
   await Promise.all(processes.map((p) => p.kill('SIGKILL')));
